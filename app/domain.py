@@ -79,3 +79,14 @@ class TravelMatrix:
     def reachable(self, i: int, j: int) -> bool:
         """Whether there is a path from location ``i`` to location ``j``."""
         return int(self.durations[i, j]) < UNREACHABLE
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """An addressed object (from an OSM extract's ``addr:*`` tags or a care record)."""
+
+    street: str
+    housenumber: str
+    location: LatLon
+    postcode: str | None = None
+    city: str | None = None

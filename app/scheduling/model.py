@@ -6,8 +6,8 @@ plan's local date; all durations integer seconds; distances integer metres. Loca
 into ``Problem.locations`` and into every matrix in ``Problem.matrices``.
 
 Time-window semantics: a visit must *start and end* inside one of its windows
-(``window.start <= start`` and ``start + duration <= window.end``). A shift's ``start``/``end`` bound
-the whole working day including travel from the start location and back to the end location.
+(``window.start <= start`` and ``start + duration <= window.end``). A shift's ``start``/``end``
+bound the whole working day including travel from the start location and back to the end location.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class TimeWindow:
 
 @dataclass(frozen=True, slots=True)
 class Dependency:
-    """This visit must start between ``min_gap`` and ``max_gap`` seconds after ``visit_id`` starts."""
+    """This visit starts between ``min_gap`` and ``max_gap`` seconds after ``visit_id`` starts."""
 
     visit_id: str
     min_gap: int = 0
