@@ -1,0 +1,244 @@
+"""The frozen prefix of each route: what a re-plan must keep exactly as it is.
+
+Rule (see docs/decisions/replan-freeze-and-stability.md): walking a route in order, a stop is
+*frozen* when its carer has reported actual times for it, or when it starts before
+``now + freeze_s`` after earlier stops have been moved by reported overruns. Everything up to the
+last frozen stop is the route's frozen prefix (a carer's morning cannot be reordered behind them).
+The carer resumes from the prefix's last location at its end (or a newer reported position), never
+before ``now``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
+
+from app.replan.errors import InvalidArgumentError, UnknownReferenceError
+from app.scheduling.model import FixedStop, Plan, Problem, Route, Stop, StopKind
+
+#: Default freeze horizon: stops starting within 20 minutes of now are not moved.
+DEFAULT_FREEZE_S = 20 * 60
+
+
+@dataclass(frozen=True, slots=True)
+class Actual:
+    """Reported times of one visit; ``end`` None means in progress with its planned duration."""
+
+    start: int
+    end: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A carer's reported position (location index) at a time."""
+
+    location: int
+    at_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class FrozenRoute:
+    """One route's frozen prefix and where its carer resumes.
+
+    ``prefix`` holds the route's START stop and every stop up to the last frozen one, with times as
+    they now stand (reported actual times and the overruns they push onwards); it is what the new
+    plan must contain unchanged.
+    """
+
+    shift_id: str
+    staff_id: str
+    profile: str
+    prefix: tuple[Stop, ...]
+    resume_location: int | None
+    resume_time: int
+    #: Travel seconds already spent in the prefix (counts against the shift's max travel time).
+    travel_time: int
+
+    @property
+    def frozen_visit_ids(self) -> tuple[str, ...]:
+        """Visit ids in the prefix, in route order."""
+        return tuple(s.visit_id for s in self.prefix if s.kind is StopKind.VISIT and s.visit_id)
+
+    @property
+    def break_ids(self) -> frozenset[str]:
+        """Breaks already taken (or frozen) in the prefix."""
+        return frozenset(s.break_id for s in self.prefix if s.kind is StopKind.BREAK and s.break_id)
+
+    @property
+    def end_time(self) -> int:
+        """When the prefix's last stop ends."""
+        return self.prefix[-1].end if self.prefix else self.resume_time
+
+
+@dataclass(frozen=True, slots=True)
+class Freeze:
+    """The frozen part of a whole plan at ``now``."""
+
+    now: int
+    freeze_s: int
+    routes: Mapping[str, FrozenRoute] = field(default_factory=dict)
+    fixed: tuple[FixedStop, ...] = ()
+
+    @property
+    def frozen_visit_ids(self) -> frozenset[str]:
+        """Every visit that stays exactly as it is."""
+        return frozenset(f.visit_id for f in self.fixed)
+
+
+def freeze_plan(
+    problem: Problem,
+    plan: Plan,
+    *,
+    now: int,
+    freeze_s: int = DEFAULT_FREEZE_S,
+    actuals: Mapping[str, Actual] | None = None,
+    removed: Collection[str] = (),
+    positions: Mapping[str, Position] | None = None,
+) -> Freeze:
+    """Find each route's frozen prefix and its carer's resume point.
+
+    Parameters
+    ----------
+    problem
+        The problem the plan was solved for (matrices give travel when times must be recomputed).
+    plan
+        The current plan.
+    now
+        Seconds since midnight at which the re-plan happens.
+    freeze_s
+        Stops starting before ``now + freeze_s`` are frozen (default 20 minutes).
+    actuals
+        Reported times by visit id; such visits are frozen at those times and push later stops.
+    removed
+        Visit ids taken out of the routes before freezing (cancelled, not started).
+    positions
+        Reported carer positions by staff id; used as resume point when newer than the prefix.
+
+    Returns
+    -------
+    Freeze
+        Prefix and resume point per shift id, and the frozen visits as fixed stops.
+    """
+    if now < 0 or freeze_s < 0:
+        msg = f"now and freeze_s must be >= 0 seconds, got now={now}, freeze_s={freeze_s}"
+        raise InvalidArgumentError(msg)
+    actuals = actuals or {}
+    positions = positions or {}
+    removed_set = frozenset(removed)
+    horizon = now + freeze_s
+    retimed = {r.shift_id: _retime(problem, r, actuals, removed_set) for r in plan.routes}
+    cut = {sid: _last_frozen_index(stops, actuals, horizon) for sid, stops in retimed.items()}
+    # A double-staffed visit frozen on one route is frozen on the other too: extend to a fixpoint.
+    changed = True
+    while changed:
+        changed = False
+        frozen_ids = {
+            s.visit_id
+            for sid, stops in retimed.items()
+            for s in stops[: cut[sid] + 1]
+            if s.visit_id
+        }
+        for sid, stops in retimed.items():
+            for i in range(cut[sid] + 1, len(stops)):
+                if stops[i].visit_id in frozen_ids and stops[i].kind is StopKind.VISIT:
+                    cut[sid] = i
+                    changed = True
+    shifts = {s.id: s for s in problem.shifts}
+    routes: dict[str, FrozenRoute] = {}
+    fixed: list[FixedStop] = []
+    for route in plan.routes:
+        prefix = retimed[route.shift_id][: cut[route.shift_id] + 1]
+        shift = shifts.get(route.shift_id)
+        shift_start = shift.start if shift else (prefix[0].start if prefix else 0)
+        loc = next((s.location for s in reversed(prefix) if s.location is not None), None)
+        end = prefix[-1].end if prefix else shift_start
+        resume_loc, resume_time = loc, max(end, now, shift_start)
+        pos = positions.get(route.staff_id)
+        if pos is not None and pos.at_time >= end:
+            resume_loc, resume_time = pos.location, max(pos.at_time, now, shift_start)
+        routes[route.shift_id] = FrozenRoute(
+            shift_id=route.shift_id,
+            staff_id=route.staff_id,
+            profile=route.profile,
+            prefix=prefix,
+            resume_location=resume_loc,
+            resume_time=resume_time,
+            travel_time=sum(s.travel_time for s in prefix),
+        )
+        fixed.extend(
+            FixedStop(visit_id=s.visit_id, shift_id=route.shift_id, start=s.start, end=s.end)
+            for s in prefix
+            if s.kind is StopKind.VISIT and s.visit_id
+        )
+    return Freeze(now=now, freeze_s=freeze_s, routes=routes, fixed=tuple(fixed))
+
+
+def _last_frozen_index(stops: tuple[Stop, ...], actuals: Mapping[str, Actual], horizon: int) -> int:
+    """Index of the last frozen stop (0 = only the START stop)."""
+    last = 0 if stops and stops[0].kind is StopKind.START else -1
+    for i, s in enumerate(stops):
+        if s.kind is StopKind.END:
+            break
+        if s.kind is StopKind.START:
+            continue
+        if (s.visit_id is not None and s.visit_id in actuals) or s.start < horizon:
+            last = i
+    return last
+
+
+def _retime(
+    problem: Problem,
+    route: Route,
+    actuals: Mapping[str, Actual],
+    removed: frozenset[str],
+) -> tuple[Stop, ...]:
+    """Route stops after removing ``removed`` visits and applying reported times.
+
+    Stops upstream of any change are returned unchanged (the same objects), so a route nobody
+    touched stays byte-identical. Downstream of a change, arrival, travel, waiting and start are
+    recomputed from the matrix; a stop never starts earlier than planned (clients expect that time).
+    """
+    matrix = problem.matrices.get(route.profile)
+    out: list[Stop] = []
+    dirty = False
+    prev_end = 0
+    prev_loc: int | None = None
+    for stop in route.stops:
+        if stop.kind is StopKind.VISIT and stop.visit_id in removed:
+            dirty = True
+            continue
+        actual = actuals.get(stop.visit_id) if stop.visit_id is not None else None
+        if stop.kind is StopKind.START or not (dirty or actual is not None):
+            new = stop
+        else:
+            if matrix is None:
+                msg = f"no travel matrix for profile {route.profile!r} of shift {route.shift_id}"
+                raise UnknownReferenceError("profile", msg)
+            travel, distance = 0, 0
+            if prev_loc is not None and stop.location is not None:
+                travel = int(matrix.durations[prev_loc, stop.location])
+                distance = int(matrix.distances[prev_loc, stop.location])
+            arrival = prev_end + travel
+            length = stop.end - stop.start
+            if actual is not None:
+                start = actual.start
+                end = actual.end if actual.end is not None else start + length
+                arrival = min(arrival, start)
+            else:
+                start = max(stop.start, arrival)
+                end = start + length
+            new = replace(
+                stop,
+                arrival=arrival,
+                start=start,
+                end=end,
+                travel_time=travel,
+                distance=distance,
+                waiting=start - arrival,
+            )
+        dirty = dirty or new != stop
+        out.append(new)
+        prev_end = new.end
+        if new.location is not None:
+            prev_loc = new.location
+    return tuple(out)

@@ -1,0 +1,226 @@
+"""Freezing and applying events, without a solver."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.replan.apply import apply_events, prepare_replan
+from app.replan.errors import EventConflictError, UnknownReferenceError
+from app.replan.events import (
+    ActualTimesReported,
+    CarerAbsent,
+    CarerAvailable,
+    CarerPositionReported,
+    ClientUnavailable,
+    Event,
+    UrgentVisitAdded,
+    VisitCancelled,
+    VisitDelayed,
+)
+from app.replan.freeze import freeze_plan
+from app.scheduling.model import (
+    FixedStop,
+    Plan,
+    Problem,
+    StopKind,
+    TimeWindow,
+    UnassignedReason,
+)
+
+from .conftest import H, visit
+
+District = tuple[Problem, Plan]
+
+
+class TestFreeze:
+    @pytest.mark.parametrize("now", [6 * H, 7 * H + 1800, 8 * H, 9 * H + 900, 11 * H, 16 * H])
+    def test_frozen_prefix_is_the_old_route_unchanged(self, district: District, now: int) -> None:
+        problem, plan = district
+        freeze = freeze_plan(problem, plan, now=now, freeze_s=1200)
+        for route in plan.routes:
+            fr = freeze.routes[route.shift_id]
+            assert fr.prefix == route.stops[: len(fr.prefix)]
+            frozen = {s.visit_id for s in route.stops if s.visit_id and s.start < now + 1200}
+            assert set(fr.frozen_visit_ids) == frozen
+            assert fr.resume_time >= now
+        assert {f.visit_id for f in freeze.fixed} == {
+            s.visit_id for r in plan.routes for s in r.stops if s.visit_id and s.start < now + 1200
+        }
+
+    def test_a_visit_inside_the_freeze_horizon_is_frozen(self, district: District) -> None:
+        problem, plan = district
+        # a3 starts 10:30: frozen at 10:11 (horizon 10:31), open at 10:10 (horizon 10:30).
+        assert "a3" in freeze_plan(problem, plan, now=10 * H + 660).frozen_visit_ids
+        assert "a3" not in freeze_plan(problem, plan, now=10 * H + 600).frozen_visit_ids
+
+    def test_carer_resumes_at_last_frozen_stop(self, district: District) -> None:
+        problem, plan = district
+        fr = freeze_plan(problem, plan, now=9 * H + 600).routes["s-anna"]
+        assert fr.frozen_visit_ids == ("a1", "a2")
+        assert fr.resume_location == 2
+        assert fr.resume_time == 9 * H + 1800
+
+    def test_overrun_pushes_later_frozen_stops_and_the_resume_time(
+        self, district: District
+    ) -> None:
+        problem, plan = district
+        # a1 08:00-08:30 overruns by 40 min; a2 (09:00, 5 min away) now starts 09:15, inside
+        # the horizon of 09:20.
+        inp = prepare_replan(
+            problem,
+            plan,
+            [ActualTimesReported("a1", 8 * H, 8 * H + 4200)],
+            now=9 * H,
+        )
+        fr = inp.freeze.routes["s-anna"]
+        assert fr.frozen_visit_ids == ("a1", "a2")
+        a2 = fr.prefix[2]
+        assert (a2.visit_id, a2.arrival, a2.start, a2.waiting) == (
+            "a2",
+            9 * H + 900,
+            9 * H + 900,
+            0,
+        )
+        assert FixedStop("a2", "s-anna", 9 * H + 900, 9 * H + 2700) in inp.problem.fixed
+        assert fr.resume_time == 9 * H + 2700
+        assert inp.open_shifts["s-anna"].start == 9 * H + 2700
+        assert inp.open_shifts["s-anna"].start_location == 2
+
+    def test_reported_position_newer_than_prefix_is_the_resume_point(
+        self, district: District
+    ) -> None:
+        problem, plan = district
+        inp = prepare_replan(
+            problem, plan, [CarerPositionReported("bert", 3, 8 * H + 2400)], now=8 * H + 2400
+        )
+        assert inp.open_shifts["s-bert"].start_location == 3
+        assert inp.open_shifts["s-bert"].start == 8 * H + 2400
+
+
+class TestSickCall:
+    def test_sick_at_ten_orphans_only_the_rest_of_the_day(self, district: District) -> None:
+        problem, plan = district
+        inp = prepare_replan(problem, plan, [CarerAbsent("anna", 10 * H)], now=10 * H)
+        assert set(inp.freeze.routes["s-anna"].frozen_visit_ids) == {"a1", "a2"}
+        assert inp.orphaned == ("a3", "a4")
+        assert "s-anna" not in inp.open_shifts
+        assert {v.id for v in inp.open_problem.visits} >= {"a3", "a4"}
+        assert "a3" not in inp.problem.current_assignment
+        assert inp.problem.current_assignment["b3"] == "s-bert"
+        assert inp.problem.current_assignment["a1"] == "s-anna"
+        anna = next(s for s in inp.problem.shifts if s.id == "s-anna")
+        assert anna.end < 10 * H  # cut after her morning, travel back to the office included
+
+    def test_whole_day_absence_before_start_removes_the_shift(self, district: District) -> None:
+        problem, plan = district
+        p = apply_events(problem, plan, [CarerAbsent("bert", 0)], now=6 * H)
+        assert "s-bert" not in {s.id for s in p.shifts}
+        assert not any(v.startswith("b") for v in p.current_assignment)
+        assert p.fixed == ()
+
+    def test_short_absence_becomes_a_fixed_break(self, district: District) -> None:
+        problem, plan = district
+        inp = prepare_replan(
+            problem, plan, [CarerAbsent("cora", 10 * H + 1800, 11 * H + 1800)], now=7 * H
+        )
+        assert inp.orphaned == ("c3",)  # 11:00-11:30 falls in the absence; c4 keeps its carer
+        brk = inp.open_shifts["s-cora"].breaks
+        assert len(brk) == 1
+        assert brk[0].windows == (TimeWindow(10 * H + 1800, 10 * H + 1800),)
+        assert brk[0].duration == H
+
+    def test_back_early_reopens_the_shift(self, district: District) -> None:
+        problem, plan = district
+        inp = prepare_replan(
+            problem,
+            plan,
+            [CarerAbsent("anna", 10 * H), CarerAvailable("anna", 12 * H, 15 * H)],
+            now=10 * H,
+        )
+        assert inp.orphaned == ("a3",)
+        assert inp.open_shifts["s-anna"].start == 12 * H
+
+
+class TestOtherEvents:
+    def test_cancellation_removes_the_visit_with_a_reason(self, district: District) -> None:
+        problem, plan = district
+        inp = prepare_replan(problem, plan, [VisitCancelled("b3")], now=9 * H)
+        assert "b3" not in {v.id for v in inp.problem.visits}
+        assert [(u.visit_id, u.reason) for u in inp.unassigned] == [
+            ("b3", UnassignedReason.CANCELLED)
+        ]
+        assert inp.orphaned == ()
+        assert inp.problem.current_assignment["b4"] == "s-bert"
+
+    def test_urgent_visit_is_open_without_a_current_carer(self, district: District) -> None:
+        problem, plan = district
+        urgent = visit("u1", 6, competences=("nurse",))
+        p = apply_events(problem, plan, [UrgentVisitAdded(urgent)], now=9 * H)
+        assert urgent in p.visits
+        assert "u1" not in p.current_assignment
+
+    def test_client_unavailable_cuts_windows(self, district: District) -> None:
+        problem, plan = district
+        client = "client-c4"
+        inp = prepare_replan(problem, plan, [ClientUnavailable(client, 12 * H, 14 * H)], now=9 * H)
+        c4 = next(v for v in inp.open_problem.visits if v.id == "c4")
+        assert c4.windows == (TimeWindow(7 * H, 12 * H), TimeWindow(14 * H, 16 * H))
+
+    def test_client_unavailable_all_day_leaves_the_visit_unassigned(
+        self, district: District
+    ) -> None:
+        problem, plan = district
+        inp = prepare_replan(
+            problem, plan, [ClientUnavailable("client-c4", 7 * H, 16 * H)], now=9 * H
+        )
+        assert [(u.visit_id, u.reason) for u in inp.unassigned] == [
+            ("c4", UnassignedReason.WINDOW_UNREACHABLE)
+        ]
+        assert "c4" not in {v.id for v in inp.problem.visits}
+
+    def test_frozen_visits_ignore_client_unavailability(self, district: District) -> None:
+        problem, plan = district
+        inp = prepare_replan(
+            problem, plan, [ClientUnavailable("client-a1", 7 * H, 9 * H)], now=8 * H + 600
+        )
+        assert "a1" in inp.freeze.frozen_visit_ids
+        assert inp.unassigned == ()
+
+
+class TestReferences:
+    def test_unknown_staff_is_named(self, district: District) -> None:
+        problem, plan = district
+        with pytest.raises(UnknownReferenceError) as err:
+            apply_events(problem, plan, [CarerAbsent("nobody", 9 * H)], now=9 * H)
+        assert err.value.field == "staff_id"
+        assert "nobody" in str(err.value)
+
+    def test_unknown_visit_is_named(self, district: District) -> None:
+        problem, plan = district
+        with pytest.raises(UnknownReferenceError) as err:
+            apply_events(problem, plan, [VisitCancelled("zz")], now=9 * H)
+        assert err.value.field == "visit_id"
+
+    def test_cancelling_a_started_visit_conflicts(self, district: District) -> None:
+        problem, plan = district
+        events: list[Event] = [VisitDelayed("a1", 8 * H + 600), VisitCancelled("a1")]
+        with pytest.raises(EventConflictError):
+            apply_events(problem, plan, events, now=8 * H + 900)
+
+    def test_duplicate_urgent_id_conflicts(self, district: District) -> None:
+        problem, plan = district
+        with pytest.raises(EventConflictError):
+            apply_events(problem, plan, [UrgentVisitAdded(visit("a1", 2))], now=9 * H)
+
+    def test_urgent_visit_outside_the_matrix_is_named(self, district: District) -> None:
+        problem, plan = district
+        with pytest.raises(UnknownReferenceError) as err:
+            apply_events(problem, plan, [UrgentVisitAdded(visit("u9", 99))], now=9 * H)
+        assert err.value.field == "visit.location"
+
+
+def test_no_events_keeps_every_visit_with_its_carer(district: District) -> None:
+    problem, plan = district
+    p = apply_events(problem, plan, [], now=9 * H)
+    assert p.current_assignment == {vid: r.shift_id for r in plan.routes for vid in r.visit_ids}
+    assert all(s.kind is not StopKind.END for r in plan.routes for s in r.stops[:-1])
