@@ -121,6 +121,8 @@ class SolveOptions:
     continuity_penalty_s: int = 900
     #: Seconds of travel moving a visit away from its current carer "costs" (re-plan stability).
     stability_penalty_s: int = 0
+    #: Solve rounds used to synchronise double-staffed visits and keep dependency gaps (>= 1).
+    coupling_rounds: int = 4
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,204 @@
+"""Why a visit is unassigned: each reason is found by checking the problem and the plan.
+
+Checks run from the most basic to the most specific; the first that holds is the reason:
+
+1. ``not_geocoded``: the client has no usable coordinates;
+2. ``pinned_staff_unavailable``: the pinned carer has no shift today;
+3. ``no_qualified_staff``: no carer on shift holds every required competence (or the pinned
+   carer lacks one);
+4. ``no_allowed_staff_on_shift``: qualified carers are on shift, but none of the allowed team;
+5. ``unreachable``: no qualified shift can travel there and back (no path in the matrix);
+6. ``outside_shifts`` / ``window_unreachable``: no window overlaps a qualified shift at all, or
+   even the direct trip start -> visit -> end of every qualified shift misses every window;
+7. ``second_carer_unavailable``: a double visit has fewer than two distinct qualified carers who
+   could reach it, or its two parts could not be synchronised;
+8. ``dependency_unsatisfied``: the visit it depends on is not planned, or the gap could not be kept;
+9. ``shift_capacity_exhausted``: every qualified route is full (no gap where the visit fits
+   without moving other stops, or max visits / capacity / travel limits are reached);
+10. ``solver_could_not_place``: a gap exists, yet the solver did not use it (should not happen
+    after the solver's greedy fill; reported honestly if it does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from app.domain import UNREACHABLE
+from app.scheduling._timing import earliest_start, insertion_fits, travel
+from app.scheduling.model import Problem, Route, Shift, Unassigned, UnassignedReason, Visit
+
+
+def qualified_shifts(problem: Problem, visit: Visit) -> list[Shift]:
+    """Shifts whose carer holds the competences and is allowed (and pinned, if any)."""
+    return [
+        s
+        for s in problem.shifts
+        if visit.competences <= s.competences
+        and (visit.allowed_staff is None or s.staff_id in visit.allowed_staff)
+        and (visit.pinned_staff is None or s.staff_id == visit.pinned_staff)
+    ]
+
+
+def direct_trip_fits(problem: Problem, shift: Shift, visit: Visit) -> bool:
+    """Whether start -> visit -> end alone fits the shift and one of the visit's windows."""
+    t_in, _ = travel(problem, shift, shift.start_location, visit.location)
+    t_out, _ = travel(problem, shift, visit.location, shift.end_location)
+    if t_in >= UNREACHABLE or t_out >= UNREACHABLE:
+        return False
+    start = earliest_start(visit, shift.start + t_in)
+    return start is not None and start + visit.duration + t_out <= shift.end
+
+
+def _reachable(problem: Problem, shift: Shift, visit: Visit) -> bool:
+    t_in, _ = travel(problem, shift, shift.start_location, visit.location)
+    t_out, _ = travel(problem, shift, visit.location, shift.end_location)
+    return t_in < UNREACHABLE and t_out < UNREACHABLE
+
+
+def _overlaps_shift(shift: Shift, visit: Visit) -> bool:
+    if not visit.windows:
+        return shift.end - shift.start >= visit.duration
+    return any(
+        min(w.end, shift.end) - max(w.start, shift.start) >= visit.duration for w in visit.windows
+    )
+
+
+def _gap_impossible(routes: Sequence[Route], visit: Visit) -> bool:
+    dep = visit.depends_on
+    if dep is None:
+        return False
+    starts = [s.start for r in routes for s in r.stops if s.visit_id == dep.visit_id]
+    if not starts:
+        return True
+    lo = min(starts) + dep.min_gap
+    hi = None if dep.max_gap is None else min(starts) + dep.max_gap
+    windows = visit.windows or ()
+    if not windows:
+        return False
+    return not any(
+        max(w.start, lo)
+        <= (w.end - visit.duration if hi is None else min(w.end - visit.duration, hi))
+        for w in windows
+    )
+
+
+def explain_one(
+    problem: Problem,
+    routes: Sequence[Route],
+    visit: Visit,
+    *,
+    hint: UnassignedReason | None = None,
+) -> Unassigned:
+    """Explain why one visit is not in ``routes``.
+
+    Parameters
+    ----------
+    problem
+        The problem that was solved.
+    routes
+        The planned routes.
+    visit
+        The unassigned visit.
+    hint
+        A reason the solver observed itself (double visit could not be synchronised, dependency
+        gap could not be kept); used only when no more basic reason holds.
+
+    Returns
+    -------
+    Unassigned
+        The reason and a one-sentence explanation (no client data in it).
+    """
+    vid = visit.id
+
+    def out(reason: UnassignedReason, detail: str) -> Unassigned:
+        return Unassigned(vid, reason, detail)
+
+    if not visit.geocoded:
+        return out(UnassignedReason.NOT_GEOCODED, "The client's address has no coordinates.")
+    staff_on_shift = {s.staff_id for s in problem.shifts}
+    if visit.pinned_staff is not None and visit.pinned_staff not in staff_on_shift:
+        return out(
+            UnassignedReason.PINNED_STAFF_UNAVAILABLE, "The pinned carer has no shift on this day."
+        )
+    competent = [s for s in problem.shifts if visit.competences <= s.competences]
+    if not competent:
+        need = ", ".join(sorted(visit.competences))
+        return out(UnassignedReason.NO_QUALIFIED_STAFF, f"No carer on shift holds: {need}.")
+    qualified = qualified_shifts(problem, visit)
+    if not qualified:
+        if visit.pinned_staff is not None:
+            return out(
+                UnassignedReason.NO_QUALIFIED_STAFF,
+                "The pinned carer lacks a required competence or is outside the allowed team.",
+            )
+        return out(
+            UnassignedReason.NOT_IN_ALLOWED_TEAM,
+            "No carer of the allowed team with the competences is on shift.",
+        )
+    reachable = [s for s in qualified if _reachable(problem, s, visit)]
+    if not reachable:
+        return out(UnassignedReason.UNREACHABLE, "No qualified carer can travel there and back.")
+    if not any(_overlaps_shift(s, visit) for s in reachable):
+        return out(UnassignedReason.OUTSIDE_SHIFTS, "No time window lies inside a qualified shift.")
+    direct = [s for s in reachable if direct_trip_fits(problem, s, visit)]
+    if not direct:
+        return out(
+            UnassignedReason.WINDOW_UNREACHABLE,
+            "Even a direct trip from a qualified shift's start misses every time window.",
+        )
+    if visit.carers_required == 2 and len({s.staff_id for s in direct}) < 2:
+        return out(
+            UnassignedReason.SECOND_CARER_UNAVAILABLE,
+            "Fewer than two qualified carers can reach this double visit in time.",
+        )
+    dep = visit.depends_on
+    planned = {vid2 for r in routes for vid2 in r.visit_ids}
+    if dep is not None and dep.visit_id not in planned:
+        return out(
+            UnassignedReason.DEPENDENCY_UNSATISFIED,
+            f"It depends on visit {dep.visit_id!r}, which is not planned.",
+        )
+    if dep is not None and _gap_impossible(routes, visit):
+        return out(
+            UnassignedReason.DEPENDENCY_UNSATISFIED,
+            f"No time window keeps the required gap after visit {dep.visit_id!r}.",
+        )
+    if hint is UnassignedReason.SECOND_CARER_UNAVAILABLE:
+        return out(hint, "No second carer could be free at the same time as the first.")
+    if hint is UnassignedReason.DEPENDENCY_UNSATISFIED:
+        return out(hint, "No start keeps the required gap to the visit it depends on.")
+    by_shift = {r.shift_id: r for r in routes}
+    gap = False
+    for s in direct:
+        r = by_shift.get(s.id)
+        if r is None:
+            gap = True
+            break
+        if any(
+            insertion_fits(problem, s, r.stops, p, visit) is not None
+            for p in range(1, len(r.stops))
+        ):
+            gap = True
+            break
+    if not gap:
+        return out(
+            UnassignedReason.CAPACITY,
+            "Every qualified carer's route is full around the visit's time windows.",
+        )
+    return out(
+        UnassignedReason.OTHER,
+        "A qualified carer has room, but the solver did not place it within its time limit.",
+    )
+
+
+def explain_unassigned(
+    problem: Problem,
+    routes: Sequence[Route],
+    visit_ids: Iterable[str],
+    *,
+    hints: Mapping[str, UnassignedReason] | None = None,
+) -> tuple[Unassigned, ...]:
+    """Explain every visit of ``visit_ids`` (see :func:`explain_one`), in the given order."""
+    by_id = {v.id: v for v in problem.visits}
+    given = hints or {}
+    return tuple(explain_one(problem, routes, by_id[vid], hint=given.get(vid)) for vid in visit_ids)

@@ -1,0 +1,594 @@
+"""Solve a :class:`Problem` into a :class:`Plan`: VROOM rounds, decode, repair, explain, figures.
+
+Double-staffed visits and dependencies are not VROOM features; they are enforced here by
+*coupling rounds* (see docs/decisions/scheduling-double-visits-and-dependencies.md):
+
+1. solve with every carer's part of a visit as its own job;
+2. read the starts; for every double visit whose two parts are not on two different shifts at the
+   same start, and every dependency whose gap is off, pin the parts in place (start window of one
+   instant, shift restriction by skill) or narrow the dependent visit's windows, then solve again;
+3. after the last round, the independent validator decides: whatever still breaks a rule is taken
+   out of its route (the remaining stops keep their start times, so no other rule can break) and
+   reported unassigned with the reason.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from app.scheduling._build import JobSpec, build_input, intersect, start_windows
+from app.scheduling._timing import insertion_fits, travel
+from app.scheduling.errors import FixedStopConflict, InvalidProblem, SolverFailed
+from app.scheduling.explain import explain_unassigned
+from app.scheduling.kpis import compute_kpis
+from app.scheduling.model import (
+    FixedStop,
+    Plan,
+    Priority,
+    Problem,
+    Route,
+    SolveOptions,
+    Stop,
+    StopKind,
+    Unassigned,
+    UnassignedReason,
+)
+from app.scheduling.validate import ViolationKind, validate
+
+#: Step of a decoded route: (kind, visit index or break index, planned start).
+_Step = tuple[StopKind, int, int]
+
+
+@dataclass(slots=True)
+class _RoundResult:
+    steps: dict[int, list[_Step]]
+    start_time: dict[int, int]
+    #: job index -> (shift index, start)
+    placed: dict[int, tuple[int, int]]
+
+
+def check_problem(problem: Problem, options: SolveOptions) -> None:
+    """Raise :class:`InvalidProblem` when the problem or the options are malformed.
+
+    Parameters
+    ----------
+    problem
+        The problem to check.
+    options
+        The solver options to check.
+    """
+    if options.time_limit_s <= 0:
+        msg = f"time_limit_s must be positive, got {options.time_limit_s}"
+        raise InvalidProblem(msg)
+    if not 1 <= options.exploration_level <= 5:
+        msg = f"exploration_level must lie in [1, 5], got {options.exploration_level}"
+        raise InvalidProblem(msg)
+    if options.threads < 1:
+        msg = f"threads must be at least 1, got {options.threads}"
+        raise InvalidProblem(msg)
+    if options.coupling_rounds < 1:
+        msg = f"coupling_rounds must be at least 1, got {options.coupling_rounds}"
+        raise InvalidProblem(msg)
+    visit_ids = [v.id for v in problem.visits]
+    if len(set(visit_ids)) != len(visit_ids):
+        msg = "visit ids must be unique"
+        raise InvalidProblem(msg)
+    shift_ids = [s.id for s in problem.shifts]
+    if len(set(shift_ids)) != len(shift_ids):
+        msg = "shift ids must be unique"
+        raise InvalidProblem(msg)
+    sizes = {name: m.size for name, m in problem.matrices.items()}
+    for s in problem.shifts:
+        if s.profile not in sizes:
+            msg = f"shift {s.id!r} uses profile {s.profile!r} that has no matrix"
+            raise InvalidProblem(msg)
+        if s.end < s.start:
+            msg = f"shift {s.id!r} ends before it starts"
+            raise InvalidProblem(msg)
+        for loc in (s.start_location, s.end_location):
+            if loc is not None and not 0 <= loc < sizes[s.profile]:
+                msg = f"shift {s.id!r} location {loc} is outside its matrix"
+                raise InvalidProblem(msg)
+    smallest = min(sizes.values(), default=0)
+    for v in problem.visits:
+        if v.carers_required not in (1, 2):
+            msg = f"visit {v.id!r}: carers_required must be 1 or 2, got {v.carers_required}"
+            raise InvalidProblem(msg)
+        if v.duration < 0 or v.demand < 0:
+            msg = f"visit {v.id!r}: duration and demand must not be negative"
+            raise InvalidProblem(msg)
+        if v.geocoded and not 0 <= v.location < smallest:
+            msg = f"visit {v.id!r} location {v.location} is outside the matrices"
+            raise InvalidProblem(msg)
+    known = set(visit_ids)
+    per_visit: dict[str, int] = {}
+    shift_set = set(shift_ids)
+    for f in problem.fixed:
+        if f.visit_id not in known or f.shift_id not in shift_set:
+            msg = f"fixed stop refers to unknown visit {f.visit_id!r} or shift {f.shift_id!r}"
+            raise InvalidProblem(msg)
+        if f.end < f.start:
+            msg = f"fixed stop of visit {f.visit_id!r} ends before it starts"
+            raise InvalidProblem(msg)
+        per_visit[f.visit_id] = per_visit.get(f.visit_id, 0) + 1
+    for v in problem.visits:
+        if per_visit.get(v.id, 0) > v.carers_required:
+            msg = f"visit {v.id!r} has more fixed stops than carers"
+            raise InvalidProblem(msg)
+
+
+def solve(problem: Problem, options: SolveOptions | None = None) -> Plan:
+    """Plan every visit that can be planned without breaking a hard rule.
+
+    Parameters
+    ----------
+    problem
+        Visits, shifts, matrices and (for re-planning) current assignment and fixed stops.
+    options
+        Time limit, exploration level, threads and the continuity / stability penalties.
+
+    Returns
+    -------
+    Plan
+        Routes of the used shifts (shifts without any visit are left out), every other visit
+        unassigned with a reason found by checking, and the KPIs of :func:`compute_kpis`.
+
+    Raises
+    ------
+    InvalidProblem
+        When the problem or the options are malformed.
+    FixedStopConflict
+        When the fixed stops cannot all be kept.
+    """
+    opts = options or SolveOptions()
+    t0 = time.perf_counter()
+    check_problem(problem, opts)
+    index = {v.id: i for i, v in enumerate(problem.visits)}
+    shift_index = {s.id: i for i, s in enumerate(problem.shifts)}
+    hints: dict[str, UnassignedReason] = {}
+
+    jobs = _initial_jobs(problem, index, shift_index, hints)
+    couplings = any(
+        problem.visits[j.visit_index].carers_required == 2
+        or problem.visits[j.visit_index].depends_on is not None
+        for j in jobs.values()
+    )
+    rounds = opts.coupling_rounds if couplings else 1
+    deadline = t0 + opts.time_limit_s
+    result = _RoundResult({}, {}, {})
+    for r in range(rounds):
+        left = max(deadline - time.perf_counter(), 0.05)
+        budget = left * (0.5 if couplings and r == 0 else 1.0 / (rounds - r))
+        keys = sorted(jobs)
+        result = _solve_round(problem, [jobs[k] for k in keys], opts, budget)
+        result.placed = {_key_id(keys[k]): p for k, p in result.placed.items()}
+        result.steps = {
+            si: [(kind, ref if kind is StopKind.BREAK else keys[ref][0], st) for kind, ref, st in s]
+            for si, s in result.steps.items()
+        }
+        if r == rounds - 1 or not _tighten(problem, index, jobs, result.placed, hints):
+            break
+
+    routes = _repair(problem, result, hints)
+    filled = _fill_gaps(problem, list(routes))
+    if not validate(problem, _with_pending(problem, filled), check_priority=False):
+        routes = filled
+    plan_routes = tuple(r for r in routes if r.visit_ids)
+    assigned = {vid for r in plan_routes for vid in r.visit_ids}
+    unassigned = explain_unassigned(
+        problem,
+        plan_routes,
+        [v.id for v in problem.visits if v.id not in assigned],
+        hints=hints,
+    )
+    plan = Plan(routes=plan_routes, unassigned=unassigned)
+    elapsed = time.perf_counter() - t0
+    return replace(plan, kpis=compute_kpis(problem, plan), solve_time_s=elapsed)
+
+
+def _key_id(key: tuple[int, int]) -> int:
+    return key[0] * 2 + key[1]
+
+
+def _initial_jobs(
+    problem: Problem,
+    index: Mapping[str, int],
+    shift_index: Mapping[str, int],
+    hints: dict[str, UnassignedReason],
+) -> dict[tuple[int, int], JobSpec]:
+    fixed: dict[str, list[FixedStop]] = {}
+    for f in problem.fixed:
+        fixed.setdefault(f.visit_id, []).append(f)
+    jobs: dict[tuple[int, int], JobSpec] = {}
+    for vi, v in enumerate(problem.visits):
+        if not v.geocoded:
+            continue
+        dep = v.depends_on
+        if dep is not None and dep.visit_id not in index:
+            hints[v.id] = UnassignedReason.DEPENDENCY_UNSATISFIED
+            continue
+        fs = sorted(fixed.get(v.id, []), key=lambda f: f.shift_id)
+        for c in range(v.carers_required):
+            if c < len(fs):
+                f = fs[c]
+                jobs[(vi, c)] = JobSpec(
+                    vi,
+                    c,
+                    ((f.start, f.start),),
+                    f.end - f.start,
+                    only_shift=shift_index[f.shift_id],
+                )
+                continue
+            wins = start_windows(v.windows, v.duration) if v.windows else ((0, 2**31 - 1),)
+            not_shift = None
+            if fs:
+                wins, not_shift = ((fs[0].start, fs[0].start),), shift_index[fs[0].shift_id]
+            if dep is not None and dep.visit_id in fixed:
+                base = min(f.start for f in fixed[dep.visit_id])
+                hi = None if dep.max_gap is None else base + dep.max_gap
+                wins = intersect(wins, base + dep.min_gap, hi)
+            if not fs:
+                wins = intersect(wins, *_day_bounds(problem, vi))
+            if wins:
+                jobs[(vi, c)] = JobSpec(vi, c, wins, v.duration, not_shift=not_shift)
+    _narrow_dependencies(problem, index, jobs, hints)
+    return jobs
+
+
+def _day_bounds(problem: Problem, vi: int) -> tuple[int, int]:
+    """Earliest and latest start any qualified shift could give the visit on a direct trip."""
+    from app.scheduling.explain import qualified_shifts
+
+    v = problem.visits[vi]
+    lo, hi = 2**31 - 1, -1
+    for s in qualified_shifts(problem, v):
+        t_in, _ = travel(problem, s, s.start_location, v.location)
+        t_out, _ = travel(problem, s, v.location, s.end_location)
+        lo = min(lo, s.start + t_in)
+        hi = max(hi, s.end - t_out - v.duration)
+    return lo, hi
+
+
+def _narrow_dependencies(
+    problem: Problem,
+    index: Mapping[str, int],
+    jobs: dict[tuple[int, int], JobSpec],
+    hints: dict[str, UnassignedReason],
+) -> None:
+    """Keep only starts of a visit and of the visit it depends on that can keep the gap."""
+    for vi, v in enumerate(problem.visits):
+        dep = v.depends_on
+        if dep is None or dep.visit_id not in index:
+            continue
+        yi = index[dep.visit_id]
+        xs = [jobs[(vi, c)] for c in range(v.carers_required) if (vi, c) in jobs]
+        ys = [jobs[(yi, c)] for c in range(problem.visits[yi].carers_required) if (yi, c) in jobs]
+        if not xs or not ys:
+            continue
+        far = 2**31 - 1
+        x_lo = min(a for j in xs for a, _ in j.start_windows)
+        x_hi = max(b for j in xs for _, b in j.start_windows)
+        y_lo = min(a for j in ys for a, _ in j.start_windows)
+        y_hi = max(b for j in ys for _, b in j.start_windows)
+        max_gap = far if dep.max_gap is None else dep.max_gap
+        x_new = {
+            c: intersect(jobs[(vi, c)].start_windows, y_lo + dep.min_gap, min(y_hi + max_gap, far))
+            for c in range(v.carers_required)
+            if (vi, c) in jobs
+        }
+        if not all(x_new.values()):
+            for c in x_new:
+                del jobs[(vi, c)]
+            hints[v.id] = UnassignedReason.DEPENDENCY_UNSATISFIED
+            continue
+        for c, wins in x_new.items():
+            jobs[(vi, c)] = replace(jobs[(vi, c)], start_windows=wins)
+        for c in range(problem.visits[yi].carers_required):
+            if (yi, c) in jobs:
+                j = jobs[(yi, c)]
+                wins = intersect(j.start_windows, max(x_lo - max_gap, 0), x_hi - dep.min_gap)
+                jobs[(yi, c)] = replace(j, start_windows=wins)
+    for key in [k for k, j in jobs.items() if not j.start_windows]:
+        hints[problem.visits[key[0]].id] = UnassignedReason.DEPENDENCY_UNSATISFIED
+        del jobs[key]
+
+
+def _solve_round(
+    problem: Problem, jobs: Sequence[JobSpec], opts: SolveOptions, budget: float
+) -> _RoundResult:
+    if not jobs or not problem.shifts:
+        return _RoundResult({}, {}, {})
+    built = build_input(problem, jobs, opts)
+    try:
+        sol = built.input.solve(
+            exploration_level=opts.exploration_level,
+            nb_threads=opts.threads,
+            timeout=timedelta(seconds=budget),
+        )
+    except Exception as exc:  # VROOM raises its own exception types from C++
+        msg = f"VROOM failed: {exc}"
+        raise SolverFailed(msg) from exc
+    frame = sol.routes
+    if frame.empty:
+        return _RoundResult({}, {}, {})
+    ids = frame["id"].tolist() if "id" in frame else [None] * len(frame)
+    cols = zip(
+        frame["vehicle_id"].tolist(),
+        frame["type"].astype(str).tolist(),
+        frame["arrival"].tolist(),
+        frame["waiting_time"].tolist(),
+        ids,
+        strict=True,
+    )
+    steps: dict[int, list[_Step]] = {}
+    starts: dict[int, int] = {}
+    placed: dict[int, tuple[int, int]] = {}
+    for veh, kind, arrival, waiting, ident in cols:
+        si, begin = int(veh), int(arrival) + int(waiting)
+        if kind == "start":
+            starts[si] = int(arrival)
+            steps[si] = []
+        elif kind == "job":
+            steps[si].append((StopKind.VISIT, int(ident), begin))
+            placed[int(ident)] = (si, begin)
+        elif kind == "break":
+            steps[si].append((StopKind.BREAK, int(ident), begin))
+    return _RoundResult(steps, starts, placed)
+
+
+def _tighten(
+    problem: Problem,
+    index: Mapping[str, int],
+    jobs: dict[tuple[int, int], JobSpec],
+    placed: Mapping[int, tuple[int, int]],
+    hints: dict[str, UnassignedReason],
+) -> bool:
+    """Pin or narrow the jobs of broken couplings; return whether anything changed."""
+    changed = False
+
+    def where(vi: int, c: int) -> tuple[int, int] | None:
+        return placed.get(_key_id((vi, c))) if (vi, c) in jobs else None
+
+    def pin(vi: int, c: int, t: int, shift: int | None, not_shift: int | None = None) -> None:
+        nonlocal changed
+        old = jobs[(vi, c)]
+        new = replace(old, start_windows=((t, t),), only_shift=shift, not_shift=not_shift)
+        if new != old:
+            jobs[(vi, c)] = new
+            changed = True
+
+    for vi, v in enumerate(problem.visits):
+        if v.carers_required != 2 or (vi, 0) not in jobs or (vi, 1) not in jobs:
+            continue
+        a, b = where(vi, 0), where(vi, 1)
+        if a is None and b is None:
+            continue
+        if a is not None and b is not None and a[0] != b[0]:
+            t = max(a[1], b[1])
+            pin(vi, 0, t, a[0])
+            pin(vi, 1, t, b[0])
+        elif a is not None and b is not None:
+            pin(vi, 0, a[1], a[0])
+            pin(vi, 1, a[1], None, a[0])
+        else:
+            c_in = 0 if a is not None else 1
+            s_in, t_in = a if a is not None else b  # type: ignore[misc]
+            pin(vi, c_in, t_in, s_in)
+            pin(vi, 1 - c_in, t_in, None, s_in)
+
+    for vi, v in enumerate(problem.visits):
+        dep = v.depends_on
+        if dep is None or (vi, 0) not in jobs:
+            continue
+        yi = index[dep.visit_id]
+        y, x = where(yi, 0), where(vi, 0)
+        if y is None or x is None:
+            continue
+        gap = x[1] - y[1]
+        if gap >= dep.min_gap and (dep.max_gap is None or gap <= dep.max_gap):
+            continue
+        hi = None if dep.max_gap is None else y[1] + dep.max_gap
+        narrowed = {
+            c: intersect(jobs[(vi, c)].start_windows, y[1] + dep.min_gap, hi)
+            for c in range(v.carers_required)
+            if (vi, c) in jobs
+        }
+        if not all(narrowed.values()):
+            # The first visit's start leaves no room: drop the dependent one rather than it.
+            for c in narrowed:
+                del jobs[(vi, c)]
+            hints[v.id] = UnassignedReason.DEPENDENCY_UNSATISFIED
+            changed = True
+            continue
+        for c in range(problem.visits[yi].carers_required):
+            yc = where(yi, c)
+            if yc is not None:
+                pin(yi, c, y[1], yc[0], jobs[(yi, c)].not_shift)
+        for c, wins in narrowed.items():
+            old = jobs[(vi, c)]
+            new = replace(old, start_windows=wins)
+            if new != old:
+                jobs[(vi, c)] = new
+                changed = True
+    return changed
+
+
+def _timed_route(
+    problem: Problem,
+    si: int,
+    depart: int,
+    steps: Sequence[_Step],
+    fixed_end: Mapping[tuple[str, str], int],
+) -> Route:
+    """Stops with times: starts as planned, arrivals and travel recomputed from the matrix."""
+    shift = problem.shifts[si]
+    loc = shift.start_location
+    stops = [Stop(StopKind.START, depart, depart, depart, location=loc)]
+    now = depart
+    for kind, ref, start in steps:
+        if kind is StopKind.BREAK:
+            b = shift.breaks[ref]
+            begin = max(start, now)
+            stops.append(
+                Stop(
+                    StopKind.BREAK,
+                    now,
+                    begin,
+                    begin + b.duration,
+                    location=loc,
+                    break_id=b.id,
+                    waiting=begin - now,
+                )
+            )
+            now = begin + b.duration
+            continue
+        v = problem.visits[ref]
+        t, d = travel(problem, shift, loc, v.location)
+        arrival = now + t
+        begin = max(start, arrival)
+        end = fixed_end.get((v.id, shift.id), begin + v.duration)
+        stops.append(
+            Stop(
+                StopKind.VISIT,
+                arrival,
+                begin,
+                end,
+                location=v.location,
+                visit_id=v.id,
+                travel_time=t,
+                distance=d,
+                waiting=begin - arrival,
+            )
+        )
+        now, loc = end, v.location
+    end_loc = shift.end_location if shift.end_location is not None else loc
+    t, d = travel(problem, shift, loc, shift.end_location)
+    stops.append(
+        Stop(StopKind.END, now + t, now + t, now + t, location=end_loc, travel_time=t, distance=d)
+    )
+    return Route(shift.id, shift.staff_id, shift.profile, tuple(stops))
+
+
+def _repair(
+    problem: Problem, result: _RoundResult, hints: dict[str, UnassignedReason]
+) -> list[Route]:
+    """Decode, validate, and take out whatever breaks a rule until the validator is satisfied."""
+    fixed_end = {(f.visit_id, f.shift_id): f.end for f in problem.fixed}
+    fixed_ids = {f.visit_id for f in problem.fixed}
+    steps = {si: list(s) for si, s in result.steps.items()}
+    index = {v.id: i for i, v in enumerate(problem.visits)}
+    shift_index = {s.id: i for i, s in enumerate(problem.shifts)}
+    removed: set[str] = set()
+    for _ in range(len(problem.visits) + len(problem.shifts) + 1):
+        routes = [
+            _timed_route(problem, si, result.start_time[si], s, fixed_end)
+            for si, s in sorted(steps.items())
+        ]
+        assigned = {vid for r in routes for vid in r.visit_ids}
+        found = validate(problem, _with_pending(problem, routes), check_priority=False)
+        drop: set[str] = set()
+        for viol in found:
+            if viol.visit_id is not None and viol.visit_id in assigned:
+                drop.add(viol.visit_id)
+                reason = _HINT.get(viol.kind)
+                if reason is not None:
+                    hints.setdefault(viol.visit_id, reason)
+            elif viol.shift_id is not None and viol.shift_id in shift_index:
+                si = shift_index[viol.shift_id]
+                movable = [
+                    problem.visits[ref].id
+                    for kind, ref, _s in steps.get(si, [])
+                    if kind is StopKind.VISIT and problem.visits[ref].id not in fixed_ids
+                ]
+                if movable:
+                    drop.add(movable[-1])
+        stuck = drop & fixed_ids
+        if stuck:
+            msg = f"fixed stops of visits {sorted(stuck)} break hard rules and cannot be kept"
+            raise FixedStopConflict(msg)
+        if not drop:
+            if found:
+                msg = f"plan breaks rules the solver cannot repair: {found[0].message}"
+                raise FixedStopConflict(msg)
+            return routes
+        removed |= drop
+        drop_idx = {index[d] for d in drop}
+        steps = {
+            si: [st for st in s if st[0] is StopKind.BREAK or st[1] not in drop_idx]
+            for si, s in steps.items()
+        }
+    msg = "repair did not converge"
+    raise SolverFailed(msg)
+
+
+def _with_pending(problem: Problem, routes: Sequence[Route]) -> Plan:
+    assigned = {vid for r in routes for vid in r.visit_ids}
+    pending = tuple(
+        Unassigned(v.id, UnassignedReason.OTHER, "") for v in problem.visits if v.id not in assigned
+    )
+    return Plan(tuple(routes), pending)
+
+
+_HINT = {
+    ViolationKind.DOUBLE_CARERS: UnassignedReason.SECOND_CARER_UNAVAILABLE,
+    ViolationKind.DOUBLE_SYNC: UnassignedReason.SECOND_CARER_UNAVAILABLE,
+    ViolationKind.DEPENDENCY: UnassignedReason.DEPENDENCY_UNSATISFIED,
+}
+
+
+def _fill_gaps(problem: Problem, routes: list[Route]) -> list[Route]:
+    """Insert single-carer visits left out into gaps of routes where they fit as they are.
+
+    VROOM is a heuristic and the repair step can open gaps; a cheap greedy pass (mandatory
+    visits first, earliest feasible start, stops never move) recovers such visits.
+    """
+    from app.scheduling.explain import qualified_shifts
+
+    assigned = {vid for r in routes for vid in r.visit_ids}
+    by_shift = {r.shift_id: k for k, r in enumerate(routes)}
+    index = {v.id: i for i, v in enumerate(problem.visits)}
+    shift_by_id = {s.id: s for s in problem.shifts}
+    todo = [
+        v
+        for v in problem.visits
+        if v.id not in assigned
+        and v.geocoded
+        and v.carers_required == 1
+        and v.depends_on is None
+        and not any(
+            o.depends_on is not None and o.depends_on.visit_id == v.id for o in problem.visits
+        )
+    ]
+    todo.sort(key=lambda v: v.priority is not Priority.MANDATORY)
+    for v in todo:
+        for shift in qualified_shifts(problem, v):
+            k = by_shift.get(shift.id)
+            if k is None:
+                continue
+            stops = routes[k].stops
+            for pos in range(1, len(stops)):
+                start = insertion_fits(problem, shift, stops, pos, v)
+                if start is None:
+                    continue
+                steps: list[_Step] = []
+                for s in stops[1:-1]:
+                    if s.kind is StopKind.BREAK:
+                        bi = next(i for i, b in enumerate(shift.breaks) if b.id == s.break_id)
+                        steps.append((StopKind.BREAK, bi, s.start))
+                    elif s.visit_id is not None:
+                        steps.append((StopKind.VISIT, index[s.visit_id], s.start))
+                steps.insert(pos - 1, (StopKind.VISIT, index[v.id], start))
+                fixed_end = {(f.visit_id, f.shift_id): f.end for f in problem.fixed}
+                si = list(shift_by_id).index(shift.id)
+                routes[k] = _timed_route(problem, si, stops[0].start, steps, fixed_end)
+                break
+            else:
+                continue
+            break
+    return routes
+
+
+__all__ = ["check_problem", "solve"]
