@@ -1,0 +1,205 @@
+"""Offline geocoding from the ``addr:*`` tags of an OSM extract, and the geocoder protocol."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from app.domain import Address, LatLon
+
+#: Candidates closer together than this are one place (a building tagged as node and way).
+SAME_PLACE_M = 30.0
+_LONE_TOKENS = {"g": "gasse", "pl": "platz", "k": "katu", "sankt": "st", "saint": "st"}
+_SUFFIXES = (("strasse", "str"), ("straat", "str"), ("str", "str"))
+_NUMBER = re.compile(r"^\d+\s*[a-z]?(\s*[-/]\s*\d+\s*[a-z]?)?$", re.IGNORECASE)
+
+
+class GeocodeStatus(StrEnum):
+    """Outcome of geocoding one address."""
+
+    MATCHED = "matched"
+    AMBIGUOUS = "ambiguous"
+    NOT_FOUND = "not_found"
+
+
+@dataclass(frozen=True, slots=True)
+class AddressQuery:
+    """An address to geocode, as a care record holds it."""
+
+    street: str
+    housenumber: str
+    postcode: str | None = None
+    city: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> AddressQuery:
+        """Parse ``"Street 12a, 9490 City"`` (postcode and city optional, in any later part)."""
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        if not parts:
+            msg = "empty address"
+            raise ValueError(msg)
+        tokens = parts[0].split()
+        cut = len(tokens)
+        for i in range(1, len(tokens)):
+            if _NUMBER.match(" ".join(tokens[i:])):
+                cut = i
+                break
+        street, number = " ".join(tokens[:cut]), " ".join(tokens[cut:])
+        postcode = city = None
+        for part in parts[1:]:
+            match = re.match(r"^(?:[A-Z]{1,3}-)?(\d{4,5})\s*(.*)$", part)
+            if match and postcode is None:
+                postcode, rest = match.group(1), match.group(2).strip()
+                city = rest or city
+            elif city is None:
+                city = part
+        return cls(street=street, housenumber=number, postcode=postcode, city=city)
+
+    def text(self) -> str:
+        """The one-line form :meth:`parse` reads."""
+        tail = " ".join(p for p in (self.postcode, self.city) if p)
+        return f"{self.street} {self.housenumber}" + (f", {tail}" if tail else "")
+
+
+@dataclass(frozen=True, slots=True)
+class GeocodeResult:
+    """Coordinates for an address with how sure the geocoder is.
+
+    ``quality`` is 1.0 for an exact street + number match confirmed by postcode or city, lower
+    for weaker evidence (a near-miss street spelling, a number without its letter suffix).
+    ``location`` is None unless ``status`` is matched; ``candidates`` lists what was found.
+    """
+
+    status: GeocodeStatus
+    location: LatLon | None = None
+    quality: float = 0.0
+    candidates: tuple[Address, ...] = ()
+    source: str = "offline"
+
+
+class Geocoder(Protocol):
+    """Anything that turns an address into a :class:`GeocodeResult`."""
+
+    def geocode(self, query: AddressQuery) -> GeocodeResult:
+        """Geocode one address."""
+        ...
+
+
+def fold(text: str) -> str:
+    """Lower case without diacritics, ß as ss, punctuation as spaces, single spaces."""
+    text = unicodedata.normalize("NFKD", text.casefold())
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", text).split())
+
+
+def street_key(street: str) -> str:
+    """Comparison key of a street name.
+
+    Folds case and diacritics, expands abbreviations ("Hauptstr." = "Haupt-Straße" =
+    "hauptstrasse"; "Dorfg." = "Dorfgasse"; "pl." = "platz") and ignores spaces and hyphens.
+    """
+    tokens = fold(street).split()
+    out = []
+    for i, tok in enumerate(tokens):
+        if (i > 0 and tok in _LONE_TOKENS) or tok in {"sankt", "saint"}:
+            tok = _LONE_TOKENS[tok]
+        for long, short in _SUFFIXES:
+            if tok.endswith(long):
+                tok = tok[: -len(long)] + short
+                break
+        out.append(tok)
+    return "".join(out)
+
+
+def number_key(housenumber: str) -> str:
+    """Comparison key of a house number: "12 A" = "12a"."""
+    return fold(housenumber).replace(" ", "")
+
+
+def _base_number(key: str) -> str:
+    match = re.match(r"\d+", key)
+    return match.group(0) if match else key
+
+
+def distance_m(a: LatLon, b: LatLon) -> float:
+    """Great-circle distance in metres."""
+    p1, p2 = math.radians(a.lat), math.radians(b.lat)
+    dp, dl = p2 - p1, math.radians(b.lon - a.lon)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6_371_008.8 * math.asin(math.sqrt(min(1.0, h)))
+
+
+def _centre(addresses: Sequence[Address]) -> LatLon:
+    return LatLon(
+        lat=sum(a.location.lat for a in addresses) / len(addresses),
+        lon=sum(a.location.lon for a in addresses) / len(addresses),
+    )
+
+
+def decide(candidates: Sequence[Address], quality: float, source: str = "offline") -> GeocodeResult:
+    """Matched when all candidates are one place, ambiguous when they are apart, else not found."""
+    if not candidates:
+        return GeocodeResult(GeocodeStatus.NOT_FOUND, source=source)
+    centre = _centre(candidates)
+    if all(distance_m(centre, c.location) <= SAME_PLACE_M for c in candidates):
+        return GeocodeResult(GeocodeStatus.MATCHED, centre, quality, tuple(candidates), source)
+    return GeocodeResult(GeocodeStatus.AMBIGUOUS, None, quality, tuple(candidates), source)
+
+
+class OfflineGeocoder:
+    """Geocoder over a fixed list of addressed objects (an extract's ``addr:*`` tags).
+
+    Read-only after construction, so one instance serves many threads.
+    """
+
+    def __init__(self, addresses: Iterable[Address]) -> None:
+        self.addresses = tuple(addresses)
+        self._exact: dict[tuple[str, str], list[int]] = {}
+        self._base: dict[tuple[str, str], list[int]] = {}
+        for i, a in enumerate(self.addresses):
+            skey, nkey = street_key(a.street), number_key(a.housenumber)
+            self._exact.setdefault((skey, nkey), []).append(i)
+            self._base.setdefault((skey, _base_number(nkey)), []).append(i)
+        self._streets = sorted({k[0] for k in self._exact})
+
+    def geocode(self, query: AddressQuery) -> GeocodeResult:
+        """Find ``query`` among the addresses.
+
+        Tries the exact street and number, then a close street spelling (quality 0.8), then the
+        number without its suffix (quality 0.6); postcode and city, where both sides have them,
+        narrow the candidates and confirm the match.
+        """
+        skey, nkey = street_key(query.street), number_key(query.housenumber)
+        attempts: list[tuple[list[int], float]] = [(self._exact.get((skey, nkey), []), 1.0)]
+        if not attempts[0][0]:
+            for close in difflib.get_close_matches(skey, self._streets, n=3, cutoff=0.85):
+                attempts.append((self._exact.get((close, nkey), []), 0.8))
+            attempts.append((self._base.get((skey, _base_number(nkey)), []), 0.6))
+        for found, quality in attempts:
+            if found:
+                return self._narrow([self.addresses[i] for i in found], query, quality)
+        return GeocodeResult(GeocodeStatus.NOT_FOUND)
+
+    def _narrow(self, found: list[Address], query: AddressQuery, quality: float) -> GeocodeResult:
+        confirmed = False
+        for field, wanted in (("postcode", query.postcode), ("city", query.city)):
+            if not wanted:
+                continue
+            want = fold(wanted)
+            agree = [a for a in found if getattr(a, field) and fold(getattr(a, field)) == want]
+            unknown = [a for a in found if not getattr(a, field)]
+            if agree:
+                found, confirmed = agree, True
+            elif unknown:
+                found = unknown
+            else:
+                quality *= 0.7  # every candidate disagrees: keep them but say it is weak
+        if not confirmed and quality == 1.0:
+            quality = 0.9
+        return decide(found, quality)
