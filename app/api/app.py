@@ -1,0 +1,77 @@
+"""The app factory: everything stateful (engine, sessions) is built here from the settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from app.api import errors
+from app.api.middleware import BodySizeLimit
+from app.api.routers import ROUTERS
+from app.settings import Settings
+from app.store.db import make_engine, make_sessionmaker
+
+DESCRIPTION = """
+Home-care route and visit scheduling for district nursing teams.
+
+**For care-record (ECD/EPD/EOJ) vendors:** push clients, staff, shifts and visits with
+`POST /v1/import` (idempotent upsert by your own external ids, all-or-nothing per batch, honours
+`Idempotency-Key`), then read plans back.
+
+**Conventions.** Authenticate with `Authorization: Bearer <API key>` or `X-API-Key`.
+Times of day are `"HH:MM"` strings in the organisation's timezone, durations are whole minutes,
+dates are ISO `YYYY-MM-DD`. Lists are paginated with `limit`/`offset` and return `total`.
+Every error has the body `{"error": {"code", "message", "details": [{"loc", "path", "code",
+"msg"}]}}` and a 4xx status for anything the caller can fix; one bad row refuses the whole batch
+and names every bad field.
+"""
+
+TAGS = [
+    {"name": "import", "description": "Bulk upsert of care-record data by external id."},
+    {"name": "clients", "description": "People cared for at home."},
+    {"name": "staff", "description": "Carers and nurses."},
+    {"name": "shifts", "description": "Working days of staff."},
+    {"name": "visits", "description": "Dated visits to clients."},
+    {"name": "visit-templates", "description": "Weekly recurring visits and their expansion."},
+    {"name": "districts", "description": "Districts and teams."},
+    {"name": "plans", "description": "Plan versions per district and date."},
+    {"name": "organisation", "description": "Tenant settings, competence list and API keys."},
+    {"name": "health", "description": "Liveness and readiness probes."},
+]
+
+
+def _operation_id(route: APIRoute) -> str:
+    # Stable ids for generated clients: the handler's function name, unique across the app.
+    return route.name
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the ASGI app: engine and sessionmaker on ``app.state``, routers, error handlers."""
+    engine = make_engine(settings.database_url, echo=settings.database_echo)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="Home-care planner API",
+        version="1.0.0",
+        summary="Routes and visit schedules for home-care teams.",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        generate_unique_id_function=_operation_id,
+        lifespan=lifespan,
+        license_info={"name": "AGPL-3.0-or-later"},
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    errors.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

@@ -1,0 +1,96 @@
+"""The service's one settings object, read once at start-up from the environment (and ``.env``).
+
+Every knob the service has lives here; nothing else reads ``os.environ``. Build it with
+:func:`load_settings` in the entry point and pass it down (``create_app(settings)``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The project root (the directory holding pyproject.toml).
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+#: Secrets that ship in the source and are only acceptable in dev mode.
+DEV_SECRET = "dev-insecure-change-me"
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{PROJECT_ROOT / 'data' / 'homecare.sqlite3'}"
+
+
+class DatabaseSettings(BaseSettings):
+    """Just the database part: what migrations need (no secrets required)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    database_url: str = Field(
+        default_factory=_default_database_url,
+        description="SQLAlchemy URL; unset means a SQLite file under ./data/.",
+    )
+    database_echo: bool = False
+
+
+class Settings(DatabaseSettings):
+    """Configuration of one service process (see the README's configuration table)."""
+
+    region_file: Path = Field(
+        default=PROJECT_ROOT.parent / "shared" / "data" / "osm" / "liechtenstein.osm.pbf",
+        description="The .osm.pbf/.osm extract that travel times and geocoding are built from.",
+    )
+    osm_cache_dir: Path = PROJECT_ROOT / "osm_cache"
+    data_dir: Path = PROJECT_ROOT / "data"
+    default_timezone: str = "Europe/Vaduz"
+    solver_time_limit_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    solver_exploration_level: Annotated[int, Field(ge=0, le=5)] = 5
+    solver_threads: Annotated[int, Field(ge=1, le=64)] = 2
+    continuity_penalty_s: Annotated[int, Field(ge=0)] = 900
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 10 * 1024 * 1024
+    page_size_max: Annotated[int, Field(ge=1, le=10_000)] = 1000
+    dev_mode: bool = False
+    secret_key: SecretStr = SecretStr(DEV_SECRET)
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            msg = f"unknown IANA timezone {value!r}"
+            raise ValueError(msg) from exc
+        return value
+
+    @field_validator("region_file", "osm_cache_dir", "data_dir")
+    @classmethod
+    def _relative_to_project(cls, value: Path) -> Path:
+        return value if value.is_absolute() else PROJECT_ROOT / value
+
+    @model_validator(mode="after")
+    def _no_default_secrets_outside_dev(self) -> Settings:
+        secret = self.secret_key.get_secret_value()
+        if not self.dev_mode and (secret == DEV_SECRET or len(secret) < 32):
+            msg = (
+                "SECRET_KEY must be set to a random value of at least 32 characters "
+                "outside dev mode (set DEV_MODE=true for local development)"
+            )
+            raise ValueError(msg)
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the configured database is the embedded SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings from the environment; keyword overrides win (used by the CLI and tests)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

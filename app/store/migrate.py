@@ -1,0 +1,33 @@
+"""Run Alembic migrations from code (the ``serve`` prestart step and the tests)."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine
+
+from app.settings import PROJECT_ROOT
+
+
+def alembic_config() -> Config:
+    """An Alembic config for this project (migrations then run on ``attributes["connection"]``)."""
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    cfg.attributes["configure_logging"] = False
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the database behind ``engine`` up to ``revision`` (default: the newest)."""
+    with engine.begin() as conn:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def downgrade(engine: Engine, revision: str = "base") -> None:
+    """Take the database behind ``engine`` down to ``revision`` (default: empty)."""
+    with engine.begin() as conn:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
