@@ -68,6 +68,7 @@ class _State:
     """Mutable scratch space while events are applied in order."""
 
     visits: dict[str, Visit]
+    #: Cancelled visits (by events, or already in the plan as unassigned "cancelled").
     cancelled: dict[str, None]
     actuals: dict[str, Actual]
     positions: dict[str, Position]
@@ -180,7 +181,7 @@ def prepare_replan(
         open_shift = _open_shift(shift, avail, fr, now)
         if open_shift is not None:
             open_shifts[shift.id] = open_shift
-        full = _full_shift(problem, shift, fr, open_shift)
+        full = _full_shift(problem, shift, fr, open_shift, avail)
         if full is not None:
             full_shifts.append(full)
 
@@ -196,9 +197,9 @@ def prepare_replan(
     orphan_set = frozenset(orphaned)
 
     full_visits = tuple(
-        _pin(v, freeze) if v.id in frozen_ids else open_visits[v.id]
+        _pin(v, freeze) if v.id in frozen_ids else open_visits.get(v.id, v)
         for v in state.visits.values()
-        if v.id in frozen_ids or v.id in open_visits
+        if v.id in frozen_ids or v.id in open_visits or v.id in state.cancelled
     )
     current = {
         vid: sid
@@ -271,7 +272,12 @@ def _collect(problem: Problem, plan: Plan, events: Sequence[Event]) -> _State:
     """Check every reference and fold the events, in order, into one state."""
     state = _State(
         visits={v.id: v for v in problem.visits},
-        cancelled={},
+        cancelled={
+            u.visit_id: None
+            for u in plan.unassigned
+            if u.reason is UnassignedReason.CANCELLED
+            and u.visit_id in {v.id for v in problem.visits}
+        },
         actuals={},
         positions={},
         availability={s.id: [(s.start, s.end)] for s in problem.shifts},
@@ -332,13 +338,11 @@ def _collect(problem: Problem, plan: Plan, events: Sequence[Event]) -> _State:
                 msg = f"client {event.client_id!r} has no visits in this plan"
                 raise UnknownReferenceError("client_id", msg)
             state.client_blocks[event.client_id].append((event.from_time, event.until_time))
-    for vid in state.cancelled:
-        state.visits.pop(vid, None)
     return state
 
 
 def _known_visit(state: _State, visit_id: str) -> None:
-    if visit_id not in state.visits and visit_id not in state.cancelled:
+    if visit_id not in state.visits:
         msg = f"visit {visit_id!r} is not in this plan"
         raise UnknownReferenceError("visit_id", msg)
 
@@ -481,7 +485,7 @@ def _open_shift(
         breaks.append(
             Break(
                 id=f"absence-{shift.id}-{gap_start}",
-                windows=(TimeWindow(gap_start, gap_start),),
+                windows=(TimeWindow(gap_start, gap_end),),
                 duration=gap_end - gap_start,
             )
         )
@@ -499,14 +503,22 @@ def _open_shift(
 
 
 def _full_shift(
-    problem: Problem, shift: Shift, frozen: FrozenRoute | None, open_shift: Shift | None
+    problem: Problem,
+    shift: Shift,
+    frozen: FrozenRoute | None,
+    open_shift: Shift | None,
+    availability: Sequence[Interval],
 ) -> Shift | None:
-    """The whole day's shift after the events (what the new plan is validated against)."""
+    """The whole day's shift after the events (what the new plan is validated against).
+
+    It starts when it did if anything of it is frozen, else when the carer is first available;
+    it holds the breaks already taken plus those still to take.
+    """
     has_prefix = frozen is not None and bool(frozen.frozen_visit_ids or frozen.break_ids)
     taken = frozen.break_ids if frozen is not None else frozenset()
     prefix_breaks = tuple(b for b in shift.breaks if b.id in taken)
     if open_shift is not None:
-        start = shift.start if has_prefix else open_shift.start
+        start = shift.start if has_prefix or not availability else availability[0][0]
         return replace(
             shift, start=start, end=open_shift.end, breaks=prefix_breaks + open_shift.breaks
         )

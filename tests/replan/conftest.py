@@ -7,16 +7,19 @@ a line, 5 minutes (and 1 km) apart per step, so travel times are easy to check b
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from app.domain import TravelMatrix
+from app.scheduling import solve
 from app.scheduling.model import (
     Plan,
     Problem,
     Route,
     Shift,
+    SolveOptions,
     Stop,
     StopKind,
     TimeWindow,
@@ -140,3 +143,41 @@ def district() -> tuple[Problem, Plan]:
         ),
     )
     return problem, Plan(routes=routes, unassigned=())
+
+
+FAST = SolveOptions(time_limit_s=2.0, exploration_level=4, threads=1, continuity_penalty_s=0)
+
+
+def windowed(vid: str, location: int, at: int, *, competences: Sequence[str] = ()) -> Visit:
+    """A 30-minute visit with a window from one hour before ``at`` to one hour after."""
+    return replace(
+        visit(vid, location, competences=competences),
+        windows=(TimeWindow(at - H, at + H + 1800),),
+    )
+
+
+@pytest.fixture(scope="session")
+def solved_district() -> tuple[Problem, Plan]:
+    """Four carers, sixteen visits in hour-wide windows, planned by the real solver.
+
+    Each carer may do five visits; cora and dora are nurses; c2 and d2 need a nurse.
+    """
+    visits: list[Visit] = []
+    for k, name in enumerate(("a", "b", "c", "d")):
+        for i in range(4):
+            need = ("nurse",) if name in "cd" and i == 1 else ()
+            visits.append(
+                windowed(f"{name}{i + 1}", 3 * k + i % 3 + 1, (8 + 2 * i) * H, competences=need)
+            )
+    shifts = tuple(
+        replace(s, max_visits=5)
+        for s in (
+            shift("s-anna", "anna"),
+            shift("s-bert", "bert"),
+            shift("s-cora", "cora", competences=("nurse",)),
+            shift("s-dora", "dora", competences=("nurse",)),
+        )
+    )
+    problem = Problem(visits=tuple(visits), shifts=shifts, matrices={"drive": line_matrix()})
+    plan = solve(problem, FAST)
+    return problem, plan

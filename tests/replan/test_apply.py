@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from app.replan.apply import apply_events, prepare_replan
@@ -126,7 +128,7 @@ class TestSickCall:
         assert inp.orphaned == ("c3",)  # 11:00-11:30 falls in the absence; c4 keeps its carer
         brk = inp.open_shifts["s-cora"].breaks
         assert len(brk) == 1
-        assert brk[0].windows == (TimeWindow(10 * H + 1800, 10 * H + 1800),)
+        assert brk[0].windows == (TimeWindow(10 * H + 1800, 11 * H + 1800),)
         assert brk[0].duration == H
 
     def test_back_early_reopens_the_shift(self, district: District) -> None:
@@ -145,12 +147,26 @@ class TestOtherEvents:
     def test_cancellation_removes_the_visit_with_a_reason(self, district: District) -> None:
         problem, plan = district
         inp = prepare_replan(problem, plan, [VisitCancelled("b3")], now=9 * H)
-        assert "b3" not in {v.id for v in inp.problem.visits}
+        assert "b3" not in {v.id for v in inp.open_problem.visits}
+        assert "b3" not in inp.problem.current_assignment
+        # Kept in the day's problem so the plan can list it as unassigned with its reason.
+        assert "b3" in {v.id for v in inp.problem.visits}
         assert [(u.visit_id, u.reason) for u in inp.unassigned] == [
             ("b3", UnassignedReason.CANCELLED)
         ]
         assert inp.orphaned == ()
         assert inp.problem.current_assignment["b4"] == "s-bert"
+
+    def test_a_cancellation_is_carried_into_the_next_replan(self, district: District) -> None:
+        problem, plan = district
+        first = prepare_replan(problem, plan, [VisitCancelled("b3")], now=9 * H)
+        routes = tuple(
+            replace(r, stops=tuple(s for s in r.stops if s.visit_id != "b3")) for r in plan.routes
+        )
+        after = Plan(routes=routes, unassigned=first.unassigned)
+        second = prepare_replan(first.problem, after, [], now=10 * H)
+        assert "b3" not in {v.id for v in second.open_problem.visits}
+        assert [u.visit_id for u in second.unassigned] == ["b3"]
 
     def test_urgent_visit_is_open_without_a_current_carer(self, district: District) -> None:
         problem, plan = district

@@ -1,0 +1,273 @@
+"""Re-plan a day: apply events, solve only the open part, splice it behind the frozen prefix.
+
+The solver never sees a frozen stop: it gets the open problem (movable visits, shifts starting at
+each carer's resume point) with ``current_assignment`` and a stability penalty, so a visit stays
+with its carer unless moving it pays. Its routes are then appended to the untouched frozen
+prefixes and the result is checked, not trusted: every frozen stop must come back byte-identical.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from app import scheduling
+from app.replan.apply import ReplanInput, closing_stop, prepare_replan
+from app.replan.diff import DEFAULT_START_THRESHOLD_S, PlanDiff, diff_plans
+from app.replan.errors import FrozenStopChangedError
+from app.replan.events import Event
+from app.replan.freeze import DEFAULT_FREEZE_S, FrozenRoute
+from app.replan.retime import keep_times
+from app.scheduling.model import (
+    Plan,
+    Problem,
+    Route,
+    Shift,
+    SolveOptions,
+    Stop,
+    StopKind,
+)
+
+#: Stability used when the caller's options leave it at 0: moving a visit away from its carer
+#: must save more than 30 minutes of travel (see docs/decisions/replan-freeze-and-stability.md).
+DEFAULT_STABILITY_PENALTY_S = 1800
+
+
+@dataclass(frozen=True, slots=True)
+class ReplanResult:
+    """A new plan version with what changed and why."""
+
+    plan: Plan
+    diff: PlanDiff
+    #: Visits whose carer became unavailable (placed again or unassigned with a reason).
+    orphaned: tuple[str, ...]
+    #: The day's problem after the events: the ``problem`` argument of the next re-plan.
+    problem: Problem
+
+    @property
+    def replaced(self) -> tuple[str, ...]:
+        """Orphaned visits that found a new carer."""
+        planned = {vid for r in self.plan.routes for vid in r.visit_ids}
+        return tuple(v for v in self.orphaned if v in planned)
+
+
+def replan(
+    problem: Problem,
+    plan: Plan,
+    events: Sequence[Event],
+    *,
+    now: int,
+    freeze_s: int = DEFAULT_FREEZE_S,
+    options: SolveOptions | None = None,
+    start_threshold_s: int = DEFAULT_START_THRESHOLD_S,
+) -> ReplanResult:
+    """Repair ``plan`` after ``events``, moving only what has to move.
+
+    Parameters
+    ----------
+    problem
+        The problem ``plan`` was solved for (for a second re-plan: the previous result's
+        ``problem``).
+    plan
+        The current plan version.
+    events
+        Events since that version, in order.
+    now
+        Seconds since midnight at which the re-plan happens.
+    freeze_s
+        Stops starting before ``now + freeze_s`` stay exactly as they are (default 20 min).
+    options
+        Solver options; a ``stability_penalty_s`` of 0 is replaced by
+        :data:`DEFAULT_STABILITY_PENALTY_S` (a re-plan always prefers keeping carers).
+    start_threshold_s
+        Start moves above this count as mutations in the diff (default 1 hour).
+
+    Returns
+    -------
+    ReplanResult
+        The new plan (frozen prefixes + re-solved open part, cancelled visits unassigned with
+        reason ``cancelled``), its diff against ``plan`` and the orphaned visits.
+
+    Raises
+    ------
+    UnknownReferenceError, EventConflictError
+        From the events (see :func:`app.replan.apply.apply_events`).
+    FrozenStopChangedError
+        If the solver's routes contradict a frozen prefix (a solver bug; nothing is stored).
+    """
+    t0 = time.perf_counter()
+    opts = options or SolveOptions()
+    if opts.stability_penalty_s <= 0:
+        opts = replace(opts, stability_penalty_s=DEFAULT_STABILITY_PENALTY_S)
+    inp = prepare_replan(problem, plan, events, now=now, freeze_s=freeze_s)
+    if inp.open_problem.visits and inp.open_problem.shifts:
+        open_plan = scheduling.solve(inp.open_problem, opts)
+    else:
+        open_plan = Plan(
+            routes=(),
+            unassigned=tuple(
+                scheduling.explain_unassigned(
+                    inp.open_problem, (), [v.id for v in inp.open_problem.visits]
+                )
+            ),
+        )
+    full_problem, routes = _splice(inp, plan, open_plan)
+    check_frozen(inp, routes)
+    new_plan = Plan(routes=routes, unassigned=inp.unassigned + tuple(open_plan.unassigned))
+    new_plan = replace(
+        new_plan,
+        kpis=scheduling.compute_kpis(full_problem, new_plan),
+        solve_time_s=time.perf_counter() - t0,
+    )
+    return ReplanResult(
+        plan=new_plan,
+        diff=diff_plans(plan, new_plan, start_threshold_s=start_threshold_s),
+        orphaned=inp.orphaned,
+        problem=full_problem,
+    )
+
+
+def check_frozen(inp: ReplanInput, routes: Sequence[Route]) -> None:
+    """Raise unless every frozen prefix and fixed stop is in ``routes`` exactly as frozen.
+
+    Parameters
+    ----------
+    inp
+        The prepared re-plan (its freeze).
+    routes
+        The new routes.
+
+    Raises
+    ------
+    FrozenStopChangedError
+        Naming the first shift or visit whose frozen stops differ.
+    """
+    by_shift = {r.shift_id: r for r in routes}
+    for sid, fr in inp.freeze.routes.items():
+        if not fr.frozen_visit_ids and not fr.break_ids:
+            continue
+        route = by_shift.get(sid)
+        if route is None or route.stops[: len(fr.prefix)] != fr.prefix:
+            msg = f"the frozen stops of shift {sid!r} changed in the new plan"
+            raise FrozenStopChangedError(msg)
+    placed = {
+        (s.visit_id, r.shift_id): (s.start, s.end)
+        for r in routes
+        for s in r.stops
+        if s.kind is StopKind.VISIT
+    }
+    for f in inp.freeze.fixed:
+        if placed.get((f.visit_id, f.shift_id)) != (f.start, f.end):
+            msg = f"frozen visit {f.visit_id!r} moved away from shift {f.shift_id!r} or its times"
+            raise FrozenStopChangedError(msg)
+    frozen = inp.freeze.frozen_visit_ids
+    for r in routes:
+        head = inp.freeze.routes.get(r.shift_id)
+        tail = r.stops[len(head.prefix) :] if head is not None else r.stops
+        moved = [s.visit_id for s in tail if s.visit_id in frozen]
+        if moved:
+            msg = f"frozen visit {moved[0]!r} appears again in the open part of {r.shift_id!r}"
+            raise FrozenStopChangedError(msg)
+
+
+def _splice(inp: ReplanInput, old: Plan, open_plan: Plan) -> tuple[Problem, tuple[Route, ...]]:
+    """Frozen prefix + the solver's open route (old times kept) for every shift."""
+    tails = {r.shift_id: r for r in open_plan.routes}
+    unknown = set(tails) - set(inp.open_shifts)
+    if unknown:
+        msg = f"the solver returned routes for shifts it was not given: {sorted(unknown)}"
+        raise FrozenStopChangedError(msg)
+    old_routes = {r.shift_id: r for r in old.routes}
+    old_visit_starts = {
+        s.visit_id: s.start
+        for r in old.routes
+        for s in r.stops
+        if s.kind is StopKind.VISIT and s.visit_id is not None
+    }
+    pinned = _coupled(inp.open_problem)
+    shifts: list[Shift] = []
+    routes: list[Route] = []
+    for shift in inp.problem.shifts:
+        fr = inp.freeze.routes.get(shift.id)
+        has_prefix = fr is not None and bool(fr.frozen_visit_ids or fr.break_ids)
+        tail = tails.get(shift.id)
+        if tail is None:
+            # Nothing left to do after the prefix: its open breaks are not owed any more.
+            taken = fr.break_ids if fr is not None else frozenset()
+            shift = replace(shift, breaks=tuple(b for b in shift.breaks if b.id in taken))
+        else:
+            old_route = old_routes.get(shift.id)
+            starts = dict(old_visit_starts)
+            if old_route is not None:
+                starts.update(
+                    (s.break_id, s.start)
+                    for s in old_route.stops
+                    if s.kind is StopKind.BREAK and s.break_id is not None
+                )
+            open_shift = inp.open_shifts[shift.id]
+            ready = open_shift.start
+            depart = _departure(fr if has_prefix else None, old_route, tail, ready)
+            tail = keep_times(
+                inp.open_problem,
+                open_shift,
+                tail,
+                starts,
+                depart=depart,
+                ready=ready,
+                pinned=pinned,
+            )
+        shifts.append(shift)
+        stops = _route_stops(inp, shift, fr if has_prefix else None, tail)
+        if stops:
+            routes.append(Route(shift.id, shift.staff_id, shift.profile, stops))
+    return replace(inp.problem, shifts=tuple(shifts)), tuple(routes)
+
+
+def _coupled(problem: Problem) -> frozenset[str]:
+    """Visits whose start the solver synchronised with another visit (never re-timed)."""
+    out = {v.id for v in problem.visits if v.carers_required > 1 or v.depends_on is not None}
+    out |= {v.depends_on.visit_id for v in problem.visits if v.depends_on is not None}
+    return frozenset(out)
+
+
+def _departure(frozen: FrozenRoute | None, old: Route | None, tail: Route, ready: int) -> int:
+    """The START time shown on a re-timed open route.
+
+    After a frozen prefix: when the prefix ends (if the carer resumes where it ends). Without
+    one: the previous plan's departure from the same place. Else when the carer is ready.
+    """
+    first = tail.stops[0]
+    if frozen is not None:
+        last = next((s.location for s in reversed(frozen.prefix) if s.location is not None), None)
+        return frozen.end_time if last == first.location else ready
+    if old is not None and old.stops and old.stops[0].kind is StopKind.START:
+        return old.stops[0].end if old.stops[0].location == first.location else ready
+    return ready
+
+
+def _route_stops(
+    inp: ReplanInput,
+    shift: Shift,
+    frozen: FrozenRoute | None,
+    tail: Route | None,
+) -> tuple[Stop, ...]:
+    if frozen is None:
+        return tail.stops if tail is not None else ()
+    if tail is None:
+        return (*frozen.prefix, closing_stop(inp.problem, shift, frozen))
+    _check_joint(frozen, tail)
+    return frozen.prefix + tail.stops[1:]
+
+
+def _check_joint(frozen: FrozenRoute, tail: Route) -> None:
+    first = tail.stops[0]
+    if first.location != frozen.resume_location or first.start < frozen.end_time:
+        msg = (
+            f"the solver's route for {tail.shift_id!r} does not start where and when its carer "
+            "resumes after the frozen stops"
+        )
+        raise FrozenStopChangedError(msg)
+
+
+__all__ = ["ReplanResult", "check_frozen", "replan"]
