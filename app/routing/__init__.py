@@ -19,17 +19,27 @@ from app.routing.geocode import (
     GeocodeStatus,
     OfflineGeocoder,
 )
+from app.routing.http_geocoder import (
+    ChainGeocoder,
+    GeocodeCache,
+    MemoryGeocodeCache,
+    NominatimGeocoder,
+)
 from app.routing.region import ALL_MODES, Region, Snap, load_region, load_region_from_place
 from app.routing.settings import RoutingSettings
 
 __all__ = [
     "ALL_MODES",
     "AddressQuery",
+    "ChainGeocoder",
+    "GeocodeCache",
     "GeocodeResult",
     "GeocodeStatus",
     "Geocoder",
     "GeocodingFailed",
+    "MemoryGeocodeCache",
     "NoRoute",
+    "NominatimGeocoder",
     "OffRoadLocation",
     "OfflineGeocoder",
     "Region",

@@ -17,7 +17,12 @@ from app.domain import Address, LatLon
 SAME_PLACE_M = 30.0
 _LONE_TOKENS = {"g": "gasse", "pl": "platz", "k": "katu", "sankt": "st", "saint": "st"}
 _SUFFIXES = (("strasse", "str"), ("straat", "str"), ("str", "str"))
-_NUMBER = re.compile(r"^\d+\s*[a-z]?(\s*[-/]\s*\d+\s*[a-z]?)?$", re.IGNORECASE)
+#: A house-number token: "12", "12a", "12-14", "76;76a", or a lone letter suffix ("12 b").
+_NUMBER_TOKEN = re.compile(r"^(\d[\w/;-]*|[a-z])$", re.IGNORECASE)
+_ABBREVIATIONS = (
+    (re.compile(r"(?<=\w)(?<!we)g\.", re.IGNORECASE), "gasse "),
+    (re.compile(r"(?<=\w)pl\.", re.IGNORECASE), "platz "),
+)
 
 
 class GeocodeStatus(StrEnum):
@@ -47,7 +52,7 @@ class AddressQuery:
         tokens = parts[0].split()
         cut = len(tokens)
         for i in range(1, len(tokens)):
-            if _NUMBER.match(" ".join(tokens[i:])):
+            if tokens[i][0].isdigit() and all(_NUMBER_TOKEN.match(t) for t in tokens[i:]):
                 cut = i
                 break
         street, number = " ".join(tokens[:cut]), " ".join(tokens[cut:])
@@ -64,7 +69,8 @@ class AddressQuery:
     def text(self) -> str:
         """The one-line form :meth:`parse` reads."""
         tail = " ".join(p for p in (self.postcode, self.city) if p)
-        return f"{self.street} {self.housenumber}" + (f", {tail}" if tail else "")
+        number = ";".join(p.strip() for p in re.split(r"[;,]", self.housenumber) if p.strip())
+        return f"{self.street} {number}" + (f", {tail}" if tail else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +110,8 @@ def street_key(street: str) -> str:
     Folds case and diacritics, expands abbreviations ("Hauptstr." = "Haupt-Straße" =
     "hauptstrasse"; "Dorfg." = "Dorfgasse"; "pl." = "platz") and ignores spaces and hyphens.
     """
+    for pattern, expansion in _ABBREVIATIONS:
+        street = pattern.sub(expansion, street)
     tokens = fold(street).split()
     out = []
     for i, tok in enumerate(tokens):
@@ -120,6 +128,12 @@ def street_key(street: str) -> str:
 def number_key(housenumber: str) -> str:
     """Comparison key of a house number: "12 A" = "12a"."""
     return fold(housenumber).replace(" ", "")
+
+
+def number_keys(housenumber: str) -> set[str]:
+    """Keys under which an object is found: the whole number and each part of "76;76a"."""
+    parts = [p for p in re.split(r"[;,]", housenumber) if p.strip()]
+    return {number_key(housenumber)} | {number_key(p) for p in parts}
 
 
 def _base_number(key: str) -> str:
@@ -163,9 +177,10 @@ class OfflineGeocoder:
         self._exact: dict[tuple[str, str], list[int]] = {}
         self._base: dict[tuple[str, str], list[int]] = {}
         for i, a in enumerate(self.addresses):
-            skey, nkey = street_key(a.street), number_key(a.housenumber)
-            self._exact.setdefault((skey, nkey), []).append(i)
-            self._base.setdefault((skey, _base_number(nkey)), []).append(i)
+            skey = street_key(a.street)
+            for nkey in number_keys(a.housenumber):
+                self._exact.setdefault((skey, nkey), []).append(i)
+                self._base.setdefault((skey, _base_number(nkey)), []).append(i)
         self._streets = sorted({k[0] for k in self._exact})
 
     def geocode(self, query: AddressQuery) -> GeocodeResult:
