@@ -199,7 +199,7 @@ def prepare_replan(
     full_visits = tuple(
         _pin(v, freeze) if v.id in frozen_ids else open_visits.get(v.id, v)
         for v in state.visits.values()
-        if v.id in frozen_ids or v.id in open_visits or v.id in state.cancelled
+        if v.id in frozen_ids or v.id in open_visits or v.id in gone
     )
     current = {
         vid: sid

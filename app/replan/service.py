@@ -30,8 +30,8 @@ from app.scheduling.model import (
 )
 
 #: Stability used when the caller's options leave it at 0: moving a visit away from its carer
-#: must save more than 30 minutes of travel (see docs/decisions/replan-freeze-and-stability.md).
-DEFAULT_STABILITY_PENALTY_S = 1800
+#: must save more than an hour of travel (see docs/decisions/replan-freeze-and-stability.md).
+DEFAULT_STABILITY_PENALTY_S = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,20 +112,43 @@ def replan(
                 )
             ),
         )
-    full_problem, routes = _splice(inp, plan, open_plan)
-    check_frozen(inp, routes)
-    new_plan = Plan(routes=routes, unassigned=inp.unassigned + tuple(open_plan.unassigned))
-    new_plan = replace(
-        new_plan,
-        kpis=scheduling.compute_kpis(full_problem, new_plan),
-        solve_time_s=time.perf_counter() - t0,
-    )
+    full_problem, new_plan = assemble(inp, plan, open_plan)
+    new_plan = replace(new_plan, solve_time_s=time.perf_counter() - t0)
     return ReplanResult(
         plan=new_plan,
         diff=diff_plans(plan, new_plan, start_threshold_s=start_threshold_s),
         orphaned=inp.orphaned,
         problem=full_problem,
     )
+
+
+def assemble(
+    inp: ReplanInput, old: Plan, open_plan: Plan, *, keep_old_times: bool = True
+) -> tuple[Problem, Plan]:
+    """Join the frozen prefixes and a solved open part into the day's new plan.
+
+    Parameters
+    ----------
+    inp
+        The prepared re-plan.
+    old
+        The previous plan version (its times are the targets when ``keep_old_times``).
+    open_plan
+        The solver's plan for ``inp.open_problem``.
+    keep_old_times
+        Re-time open routes towards the previous starts (the default; False keeps the solver's
+        schedule, as a from-scratch comparison does).
+
+    Returns
+    -------
+    tuple of Problem and Plan
+        The day's problem (shift breaks adjusted to what is still owed) and the new plan with
+        its KPIs; frozen stops are checked with :func:`check_frozen`.
+    """
+    full_problem, routes = _splice(inp, old, open_plan, keep_old_times=keep_old_times)
+    check_frozen(inp, routes)
+    plan = Plan(routes=routes, unassigned=inp.unassigned + tuple(open_plan.unassigned))
+    return full_problem, replace(plan, kpis=scheduling.compute_kpis(full_problem, plan))
 
 
 def check_frozen(inp: ReplanInput, routes: Sequence[Route]) -> None:
@@ -171,7 +194,9 @@ def check_frozen(inp: ReplanInput, routes: Sequence[Route]) -> None:
             raise FrozenStopChangedError(msg)
 
 
-def _splice(inp: ReplanInput, old: Plan, open_plan: Plan) -> tuple[Problem, tuple[Route, ...]]:
+def _splice(
+    inp: ReplanInput, old: Plan, open_plan: Plan, *, keep_old_times: bool
+) -> tuple[Problem, tuple[Route, ...]]:
     """Frozen prefix + the solver's open route (old times kept) for every shift."""
     tails = {r.shift_id: r for r in open_plan.routes}
     unknown = set(tails) - set(inp.open_shifts)
@@ -196,7 +221,7 @@ def _splice(inp: ReplanInput, old: Plan, open_plan: Plan) -> tuple[Problem, tupl
             # Nothing left to do after the prefix: its open breaks are not owed any more.
             taken = fr.break_ids if fr is not None else frozenset()
             shift = replace(shift, breaks=tuple(b for b in shift.breaks if b.id in taken))
-        else:
+        elif keep_old_times:
             old_route = old_routes.get(shift.id)
             starts = dict(old_visit_starts)
             if old_route is not None:
@@ -270,4 +295,4 @@ def _check_joint(frozen: FrozenRoute, tail: Route) -> None:
         raise FrozenStopChangedError(msg)
 
 
-__all__ = ["ReplanResult", "check_frozen", "replan"]
+__all__ = ["ReplanResult", "assemble", "check_frozen", "replan"]

@@ -192,7 +192,8 @@ class TestOtherEvents:
         assert [(u.visit_id, u.reason) for u in inp.unassigned] == [
             ("c4", UnassignedReason.WINDOW_UNREACHABLE)
         ]
-        assert "c4" not in {v.id for v in inp.problem.visits}
+        assert "c4" not in {v.id for v in inp.open_problem.visits}
+        assert "c4" not in inp.problem.current_assignment
 
     def test_frozen_visits_ignore_client_unavailability(self, district: District) -> None:
         problem, plan = district
