@@ -13,12 +13,13 @@ from typing import Protocol
 
 from app.domain import Address, LatLon
 
-#: Candidates closer together than this are one place (a building tagged as node and way).
+#: Candidates this close to their centre are one place (a building tagged as node and way).
 SAME_PLACE_M = 30.0
+#: Candidates this close to their centre are one address spread over a block (shops and entrances
+#: of one building carry its address); beyond it the same text names different places.
+SAME_ADDRESS_M = 100.0
 _LONE_TOKENS = {"g": "gasse", "pl": "platz", "k": "katu", "sankt": "st", "saint": "st"}
 _SUFFIXES = (("strasse", "str"), ("straat", "str"), ("str", "str"))
-#: A house-number token: "12", "12a", "12-14", "76;76a", or a lone letter suffix ("12 b").
-_NUMBER_TOKEN = re.compile(r"^(\d[\w/;-]*|[a-z])$", re.IGNORECASE)
 _ABBREVIATIONS = (
     (re.compile(r"(?<=\w)(?<!we)g\.", re.IGNORECASE), "gasse "),
     (re.compile(r"(?<=\w)pl\.", re.IGNORECASE), "platz "),
@@ -44,20 +45,20 @@ class AddressQuery:
 
     @classmethod
     def parse(cls, text: str) -> AddressQuery:
-        """Parse ``"Street 12a, 9490 City"`` (postcode and city optional, in any later part)."""
+        """Parse ``"[Name,] Street 12a, 9490 City"`` (postcode and city optional).
+
+        The first comma-separated part that ends in a house number is the street; parts before
+        it (a building or shop name) are ignored, parts after it give postcode and city.
+        """
         parts = [p.strip() for p in text.split(",") if p.strip()]
         if not parts:
             msg = "empty address"
             raise ValueError(msg)
-        tokens = parts[0].split()
-        cut = len(tokens)
-        for i in range(1, len(tokens)):
-            if tokens[i][0].isdigit() and all(_NUMBER_TOKEN.match(t) for t in tokens[i:]):
-                cut = i
-                break
-        street, number = " ".join(tokens[:cut]), " ".join(tokens[cut:])
+        split = [_split_number(p) for p in parts]
+        first = next((i for i, (_, number) in enumerate(split) if number), 0)
+        street, number = split[first]
         postcode = city = None
-        for part in parts[1:]:
+        for part in parts[first + 1 :]:
             match = re.match(r"^(?:[A-Z]{1,3}-)?(\d{4,5})\s*(.*)$", part)
             if match and postcode is None:
                 postcode, rest = match.group(1), match.group(2).strip()
@@ -95,6 +96,15 @@ class Geocoder(Protocol):
     def geocode(self, query: AddressQuery) -> GeocodeResult:
         """Geocode one address."""
         ...
+
+
+def _split_number(part: str) -> tuple[str, str]:
+    """``"Am Rain 12 b"`` -> ``("Am Rain", "12 b")``; no number -> ``(part, "")``."""
+    tokens = part.split()
+    for i in range(1, len(tokens)):
+        if tokens[i][0].isdigit():
+            return " ".join(tokens[:i]), " ".join(tokens[i:])
+    return part, ""
 
 
 def fold(text: str) -> str:
@@ -157,12 +167,25 @@ def _centre(addresses: Sequence[Address]) -> LatLon:
 
 
 def decide(candidates: Sequence[Address], quality: float, source: str = "offline") -> GeocodeResult:
-    """Matched when all candidates are one place, ambiguous when they are apart, else not found."""
+    """Turn the candidates of one query into a result.
+
+    All within :data:`SAME_PLACE_M` of their centre: matched at the centre. All within
+    :data:`SAME_ADDRESS_M`: matched at the most central candidate, quality lowered by 10 %.
+    Farther apart: ambiguous (no location). None: not found.
+    """
     if not candidates:
         return GeocodeResult(GeocodeStatus.NOT_FOUND, source=source)
     centre = _centre(candidates)
-    if all(distance_m(centre, c.location) <= SAME_PLACE_M for c in candidates):
+    spread = max(distance_m(centre, c.location) for c in candidates)
+    if spread <= SAME_PLACE_M:
         return GeocodeResult(GeocodeStatus.MATCHED, centre, quality, tuple(candidates), source)
+    if spread <= SAME_ADDRESS_M:
+        medoid = min(
+            candidates, key=lambda c: sum(distance_m(c.location, o.location) for o in candidates)
+        )
+        return GeocodeResult(
+            GeocodeStatus.MATCHED, medoid.location, quality * 0.9, tuple(candidates), source
+        )
     return GeocodeResult(GeocodeStatus.AMBIGUOUS, None, quality, tuple(candidates), source)
 
 
