@@ -1,4 +1,4 @@
-"""End-to-end district plan on a real OSM extract: generator -> matrices -> solve -> validate -> KPIs.
+"""End-to-end district plan on a real OSM extract: generate, route, solve, validate, KPIs.
 
 Usage::
 

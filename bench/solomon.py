@@ -1,4 +1,4 @@
-"""Solomon / Gehring-Homberger VRPTW through the service's own problem builder, solver and validator.
+"""Solomon / Gehring-Homberger VRPTW through the service's own problem builder and validator.
 
 Each instance is read into a :class:`app.scheduling.model.Problem` (depot = shift start/end, one
 shift per vehicle with the capacity, one visit per customer), solved with

@@ -143,7 +143,12 @@ _TASK_P = {
     "hoist_transfer": 0.03,
 }
 _SLOTS = {
-    "morning": [(7 * H, 10 * H), (7 * H + 30 * M, 9 * H + 30 * M), (8 * H, 11 * H)],
+    "morning": [
+        (7 * H, 10 * H),
+        (7 * H + 30 * M, 9 * H + 30 * M),
+        (8 * H, 11 * H),
+        (9 * H, 12 * H),
+    ],
     "lunch": [(11 * H + 30 * M, 13 * H + 30 * M)],
     "afternoon": [(14 * H + 30 * M, 17 * H)],
     "evening": [(17 * H + 30 * M, 20 * H), (19 * H, 22 * H)],
@@ -173,6 +178,34 @@ def _break_window(late: bool) -> TimeWindow:
     if late:
         return TimeWindow(17 * H + 30 * M, 19 * H + 30 * M)
     return TimeWindow(11 * H, 13 * H + 30 * M)
+
+
+def _preferred(
+    visits: Sequence[SampleVisit],
+    team: Sequence[str],
+    holds: Mapping[str, frozenset[str]],
+    late_of: Mapping[str, bool],
+    rng: np.random.Generator,
+) -> tuple[str, ...]:
+    """2-3 carers of the area team: qualified for the client's visits, covering early and late."""
+    need = frozenset().union(*(v.competences for v in visits)) if visits else frozenset()
+    late_needed = any(w.start >= 14 * H for v in visits for w in v.windows)
+    early_needed = any(w.start < 14 * H for v in visits for w in v.windows)
+    pool = [s for s in team if need <= holds[s]] or list(team) or list(holds)
+    early = [s for s in pool if not late_of[s]]
+    late = [s for s in pool if late_of[s]]
+    chosen: list[str] = []
+    if early_needed and early:
+        chosen += rng.choice(early, size=min(2, len(early)), replace=False).tolist()
+    if late_needed and late:
+        chosen.append(str(rng.choice(late)))
+    want = int(rng.integers(2, 4))
+    for group in (pool, list(team), list(holds)):
+        rest = [s for s in group if s not in chosen]
+        if len(chosen) < want and rest:
+            take = min(want - len(chosen), len(rest))
+            chosen += rng.choice(rest, size=take, replace=False).tolist()
+    return tuple(sorted(chosen[:3]))
 
 
 def generate_district(
@@ -251,19 +284,21 @@ def generate_district(
     out: list[SampleVisit] = []
     tasks = list(_TASK_P)
     probs = np.asarray([_TASK_P[t] for t in tasks])
+    late_of = {s.id: s.id in late_ids for s in staff_rows}
+    holds = {s.id: s.competences for s in staff_rows}
     while len(out) < visits:
         c = len(clients)
+        client_id = f"client-{c + 1:04d}"
         addr_i = int(rng.integers(len(addresses)))
         area = int(area_of[addr_i])
-        team = by_area.get(area) or [s.id for s in staff_rows]
-        n_pref = min(len(team), int(rng.integers(2, 4)))
-        pref = tuple(sorted(rng.choice(team, size=n_pref, replace=False).tolist()))
-        client = SampleClient(f"client-{c + 1:04d}", addresses[addr_i], area, pref)
-        clients.append(client)
         count = int(rng.choice([1, 2, 3, 4], p=[0.35, 0.3, 0.2, 0.15]))
         morning: SampleVisit | None = None
-        for slot in _SLOTS_PER_COUNT[count]:
-            if len(out) >= visits:
+        mine: list[SampleVisit] = []
+        slots = _SLOTS_PER_COUNT[count]
+        if count == 1:
+            slots = (str(rng.choice(["morning", "lunch", "afternoon"], p=[0.6, 0.15, 0.25])),)
+        for slot in slots:
+            if len(out) + len(mine) >= visits:
                 break
             task = str(rng.choice(tasks, p=probs))
             comps, (lo, hi) = TASKS[task]
@@ -273,32 +308,26 @@ def generate_district(
                 windows = (TimeWindow(7 * H + 30 * M, 8 * H + 30 * M),)
             duration = int(rng.integers(lo, hi + 1)) * M
             dep = None
-            if (
-                task == "insulin"
-                and slot != "morning"
-                and morning is not None
-                and (morning.task == "insulin")
-            ):
+            if task == "insulin" and morning is not None and morning.task == "insulin":
                 dep = Dependency(morning.id, min_gap=4 * H, max_gap=10 * H)
-            prio = (
-                Priority.OPTIONAL
-                if rng.random() < 0.12 and task in ("help_dressing", "personal_care")
-                else Priority.MANDATORY
-            )
+            optional = task in ("help_dressing", "personal_care") and rng.random() < 0.12
             v = SampleVisit(
-                f"visit-{len(out) + 1:05d}",
-                client.id,
+                f"visit-{len(out) + len(mine) + 1:05d}",
+                client_id,
                 task,
                 duration,
                 windows,
                 comps,
-                prio,
+                Priority.OPTIONAL if optional else Priority.MANDATORY,
                 carers_required=2 if task == "hoist_transfer" else 1,
                 depends_on=dep,
             )
             if slot == "morning":
                 morning = v
-            out.append(v)
+            mine.append(v)
+        out.extend(mine)
+        pref = _preferred(mine, by_area.get(area, []), holds, late_of, rng)
+        clients.append(SampleClient(client_id, addresses[addr_i], area, pref))
     return SampleDistrict(seed, tuple(clients), tuple(staff_rows), shifts, tuple(out))
 
 

@@ -35,6 +35,7 @@ from app.scheduling.model import (
     StopKind,
     Unassigned,
     UnassignedReason,
+    Visit,
 )
 from app.scheduling.validate import ViolationKind, validate
 
@@ -543,27 +544,35 @@ def _fill_gaps(problem: Problem, routes: list[Route]) -> list[Route]:
     """Insert single-carer visits left out into gaps of routes where they fit as they are.
 
     VROOM is a heuristic and the repair step can open gaps; a cheap greedy pass (mandatory
-    visits first, earliest feasible start, stops never move) recovers such visits.
+    visits first, earliest feasible start, stops never move) recovers such visits. Then a
+    mandatory visit still left out takes the place of an optional one where it fits there (the
+    validator's priority rule), and the optional visits get one more chance at a gap.
     """
     from app.scheduling.explain import qualified_shifts
 
-    assigned = {vid for r in routes for vid in r.visit_ids}
     by_shift = {r.shift_id: k for k, r in enumerate(routes)}
     index = {v.id: i for i, v in enumerate(problem.visits)}
-    shift_by_id = {s.id: s for s in problem.shifts}
-    todo = [
-        v
-        for v in problem.visits
-        if v.id not in assigned
-        and v.geocoded
-        and v.carers_required == 1
-        and v.depends_on is None
-        and not any(
-            o.depends_on is not None and o.depends_on.visit_id == v.id for o in problem.visits
-        )
-    ]
-    todo.sort(key=lambda v: v.priority is not Priority.MANDATORY)
-    for v in todo:
+    shift_pos = {s.id: i for i, s in enumerate(problem.shifts)}
+    fixed_end = {(f.visit_id, f.shift_id): f.end for f in problem.fixed}
+    fixed_ids = {f.visit_id for f in problem.fixed}
+    needed = {v.depends_on.visit_id for v in problem.visits if v.depends_on is not None}
+
+    def simple(v: Visit) -> bool:
+        return v.geocoded and v.carers_required == 1 and v.depends_on is None and v.id not in needed
+
+    def rebuild(k: int, stops: Sequence[Stop], pos: int, v: Visit, start: int) -> None:
+        shift = problem.shifts[shift_pos[routes[k].shift_id]]
+        steps: list[_Step] = []
+        for s in stops[1:-1]:
+            if s.kind is StopKind.BREAK:
+                bi = next(i for i, b in enumerate(shift.breaks) if b.id == s.break_id)
+                steps.append((StopKind.BREAK, bi, s.start))
+            elif s.visit_id is not None:
+                steps.append((StopKind.VISIT, index[s.visit_id], s.start))
+        steps.insert(pos - 1, (StopKind.VISIT, index[v.id], start))
+        routes[k] = _timed_route(problem, shift_pos[shift.id], stops[0].start, steps, fixed_end)
+
+    def insert(v: Visit) -> bool:
         for shift in qualified_shifts(problem, v):
             k = by_shift.get(shift.id)
             if k is None:
@@ -571,23 +580,45 @@ def _fill_gaps(problem: Problem, routes: list[Route]) -> list[Route]:
             stops = routes[k].stops
             for pos in range(1, len(stops)):
                 start = insertion_fits(problem, shift, stops, pos, v)
-                if start is None:
-                    continue
-                steps: list[_Step] = []
-                for s in stops[1:-1]:
-                    if s.kind is StopKind.BREAK:
-                        bi = next(i for i, b in enumerate(shift.breaks) if b.id == s.break_id)
-                        steps.append((StopKind.BREAK, bi, s.start))
-                    elif s.visit_id is not None:
-                        steps.append((StopKind.VISIT, index[s.visit_id], s.start))
-                steps.insert(pos - 1, (StopKind.VISIT, index[v.id], start))
-                fixed_end = {(f.visit_id, f.shift_id): f.end for f in problem.fixed}
-                si = list(shift_by_id).index(shift.id)
-                routes[k] = _timed_route(problem, si, stops[0].start, steps, fixed_end)
-                break
-            else:
+                if start is not None:
+                    rebuild(k, stops, pos, v, start)
+                    return True
+        return False
+
+    def swap(v: Visit) -> str | None:
+        for shift in qualified_shifts(problem, v):
+            k = by_shift.get(shift.id)
+            if k is None:
                 continue
-            break
+            stops = routes[k].stops
+            for pos, stop in enumerate(stops):
+                o = problem.visits[index[stop.visit_id]] if stop.visit_id in index else None
+                if o is None or o.priority is Priority.MANDATORY or o.id in fixed_ids:
+                    continue
+                if not simple(o):
+                    continue
+                rest = [*stops[:pos], *stops[pos + 1 :]]
+                start = insertion_fits(problem, shift, rest, pos, v)
+                if start is not None:
+                    rebuild(k, rest, pos, v, start)
+                    return o.id
+        return None
+
+    assigned = {vid for r in routes for vid in r.visit_ids}
+    todo = [v for v in problem.visits if v.id not in assigned and simple(v)]
+    todo.sort(key=lambda v: v.priority is not Priority.MANDATORY)
+    left = [v for v in todo if not insert(v)]
+    bumped = []
+    for v in left:
+        if v.priority is Priority.MANDATORY:
+            out = swap(v)
+            if out is not None:
+                bumped.append(problem.visits[index[out]])
+    for v in [*left, *bumped]:
+        if v.priority is not Priority.MANDATORY:
+            assigned = {vid for r in routes for vid in r.visit_ids}
+            if v.id not in assigned:
+                insert(v)
     return routes
 
 

@@ -342,6 +342,7 @@ def _check_priority(
                     o is None
                     or o.priority is Priority.MANDATORY
                     or o.carers_required != 1
+                    or o.depends_on is not None
                     or o.id in fixed_ids
                     or any(x.depends_on and x.depends_on.visit_id == o.id for x in problem.visits)
                 ):
