@@ -72,18 +72,17 @@ def anchor(network: ModeNetwork, pos: Positions, access_ms: float, origin: F64) 
     return Anchors(pos, entry_nodes, entry_costs, exit_nodes, exit_costs, access, origin)
 
 
-def along_edge(network: ModeNetwork, anchors: Anchors, i: I64, j: I64) -> I64:
-    """Encoded cost from point ``i`` to point ``j`` along their shared road (NO_PATH if none)."""
-    pos = anchors.positions
-    e = pos.edge[i]
-    fa, fb = pos.fraction[i], pos.fraction[j]
+def along_edge(network: ModeNetwork, origins: Anchors, targets: Anchors, i: I64, j: I64) -> I64:
+    """Encoded cost from origin ``i`` to target ``j`` along their shared road (NO_PATH if none)."""
+    e = origins.positions.edge[i]
+    fa, fb = origins.positions.fraction[i], targets.positions.fraction[j]
     t, d = network.edge_time_ds, network.edge_len_dm
     twin = network.edge_twin[e]
     tw = np.where(twin >= 0, twin, e)
     forward = network.encode(t[e] * (fb - fa).clip(0), d[e] * (fb - fa).clip(0))
     backward = network.encode(t[tw] * (fa - fb).clip(0), d[tw] * (fa - fb).clip(0))
     cost = np.where(fb >= fa, forward, np.where(twin >= 0, backward, NO_PATH))
-    return np.where(pos.edge[j] == e, cost, NO_PATH)
+    return np.where(targets.positions.edge[j] == e, cost, NO_PATH)
 
 
 class RowCache:
@@ -129,55 +128,112 @@ def travel_matrix(network: ModeNetwork, anchors: Anchors, cache: RowCache) -> Tr
     The diagonal and pairs at the very same given coordinates are 0; any other pair pays both
     access offsets, even when the two points join the graph at the same node.
     """
-    n = len(anchors)
-    if n == 0:
-        empty = np.zeros((0, 0), dtype=np.int64)
-        return TravelMatrix(empty, empty.copy())
-    sources, src_idx = np.unique(anchors.entry_nodes, return_inverse=True)
-    targets, tgt_idx = np.unique(anchors.exit_nodes, return_inverse=True)
+    durations, distances = travel_block(network, anchors, anchors, cache)
+    np.fill_diagonal(durations, 0)
+    np.fill_diagonal(distances, 0)
+    return TravelMatrix(durations, distances)
+
+
+def extend_matrix(
+    network: ModeNetwork, old: Anchors, new: Anchors, matrix: TravelMatrix, cache: RowCache
+) -> TravelMatrix:
+    """``matrix`` over ``old`` grown by the points ``new``, computing only the new rows/columns."""
+    if matrix.size != len(old):
+        msg = f"matrix covers {matrix.size} locations, got {len(old)} old points"
+        raise ValueError(msg)
+    both = concat(old, new)
+    n, k = len(old), len(new)
+    out_dur = np.empty((n + k, n + k), dtype=np.int64)
+    out_dist = np.empty_like(out_dur)
+    out_dur[:n, :n], out_dist[:n, :n] = matrix.durations, matrix.distances
+    out_dur[:n, n:], out_dist[:n, n:] = travel_block(network, old, new, cache)
+    out_dur[n:, :], out_dist[n:, :] = travel_block(network, new, both, cache)
+    idx = np.arange(n, n + k)
+    out_dur[idx, idx] = 0
+    out_dist[idx, idx] = 0
+    return TravelMatrix(out_dur, out_dist)
+
+
+def concat(a: Anchors, b: Anchors) -> Anchors:
+    """The points of ``a`` followed by those of ``b``."""
+    pa, pb = a.positions, b.positions
+    positions = Positions(
+        edge=np.concatenate((pa.edge, pb.edge)),
+        fraction=np.concatenate((pa.fraction, pb.fraction)),
+        distance_m=np.concatenate((pa.distance_m, pb.distance_m)),
+        lon=np.concatenate((pa.lon, pb.lon)),
+        lat=np.concatenate((pa.lat, pb.lat)),
+    )
+    return Anchors(
+        positions,
+        np.concatenate((a.entry_nodes, b.entry_nodes)),
+        np.concatenate((a.entry_costs, b.entry_costs)),
+        np.concatenate((a.exit_nodes, b.exit_nodes)),
+        np.concatenate((a.exit_costs, b.exit_costs)),
+        np.concatenate((a.access, b.access)),
+        np.concatenate((a.origin, b.origin)),
+    )
+
+
+def travel_block(
+    network: ModeNetwork, origins: Anchors, targets: Anchors, cache: RowCache
+) -> tuple[I64, I64]:
+    """Durations and distances from every point of ``origins`` to every point of ``targets``.
+
+    Pairs at identical given coordinates are 0; unreachable pairs are ``UNREACHABLE``.
+    """
+    n, m = len(origins), len(targets)
+    if n == 0 or m == 0:
+        return np.zeros((n, m), dtype=np.int64), np.zeros((n, m), dtype=np.int64)
+    sources, src_idx = np.unique(origins.entry_nodes, return_inverse=True)
+    exits, tgt_idx = np.unique(targets.exit_nodes, return_inverse=True)
     src_idx = src_idx.reshape(n, 2)
-    tgt_idx = tgt_idx.reshape(n, 2)
-    sub = cache.columns(sources, targets)
-    # Cheapest way from each source node into each point, then from each point's entry options.
+    tgt_idx = tgt_idx.reshape(m, 2)
+    sub = cache.columns(sources, exits)
+    # Cheapest way from each source node into each target, then from each origin's entries.
     into = np.minimum(
-        sub[:, tgt_idx[:, 0]] + anchors.exit_costs[:, 0][None, :],
-        sub[:, tgt_idx[:, 1]] + anchors.exit_costs[:, 1][None, :],
+        sub[:, tgt_idx[:, 0]] + targets.exit_costs[:, 0][None, :],
+        sub[:, tgt_idx[:, 1]] + targets.exit_costs[:, 1][None, :],
     )
     best = np.minimum(
-        into[src_idx[:, 0]] + anchors.entry_costs[:, 0][:, None],
-        into[src_idx[:, 1]] + anchors.entry_costs[:, 1][:, None],
+        into[src_idx[:, 0]] + origins.entry_costs[:, 0][:, None],
+        into[src_idx[:, 1]] + origins.entry_costs[:, 1][:, None],
     )
-    _shortcuts_along_shared_roads(network, anchors, best)
+    _shortcuts_along_shared_roads(network, origins, targets, best)
     reachable = best < NO_PATH
-    total = np.where(reachable, best + anchors.access[:, None] + anchors.access[None, :], 0)
+    total = np.where(reachable, best + origins.access[:, None] + targets.access[None, :], 0)
     time_ds, len_dm = network.decode(total)
     cap = UNREACHABLE - 1
     durations = np.where(reachable, np.minimum((time_ds + 5) // 10, cap), UNREACHABLE)
     distances = np.where(reachable, np.minimum((len_dm + 5) // 10, cap), UNREACHABLE)
-    _zero_identical(anchors.origin, durations, distances)
-    return TravelMatrix(durations, distances)
+    _zero_identical(origins.origin, targets.origin, durations, distances)
+    return durations, distances
 
 
-def _zero_identical(origin: F64, durations: I64, distances: I64) -> None:
-    np.fill_diagonal(durations, 0)
-    np.fill_diagonal(distances, 0)
-    _, group, counts = np.unique(origin, axis=0, return_inverse=True, return_counts=True)
-    group = group.reshape(-1)
-    for g in np.flatnonzero(counts > 1):
-        members = np.flatnonzero(group == g)
-        durations[np.ix_(members, members)] = 0
-        distances[np.ix_(members, members)] = 0
+def _zero_identical(a: F64, b: F64, durations: I64, distances: I64) -> None:
+    where: dict[tuple[float, float], list[int]] = {}
+    for j, key in enumerate(map(tuple, b.tolist())):
+        where.setdefault(key, []).append(j)
+    for i, key in enumerate(map(tuple, a.tolist())):
+        same = where.get(key)
+        if same:
+            durations[i, same] = 0
+            distances[i, same] = 0
 
 
-def _shortcuts_along_shared_roads(network: ModeNetwork, anchors: Anchors, best: I64) -> None:
-    edges = anchors.positions.edge
-    order = np.argsort(edges, kind="stable")
-    sorted_edges = edges[order]
-    starts = np.flatnonzero(np.r_[True, sorted_edges[1:] != sorted_edges[:-1]])
-    sizes = np.diff(np.r_[starts, len(order)])
-    for start, size in zip(starts[sizes > 1], sizes[sizes > 1], strict=True):
-        members = order[start : start + size]
-        i, j = np.meshgrid(members, members, indexing="ij")
-        cost = along_edge(network, anchors, i.ravel(), j.ravel()).reshape(i.shape)
-        block = best[np.ix_(members, members)]
-        best[np.ix_(members, members)] = np.minimum(block, cost)
+def _shortcuts_along_shared_roads(
+    network: ModeNetwork, origins: Anchors, targets: Anchors, best: I64
+) -> None:
+    by_edge: dict[int, list[int]] = {}
+    for j, edge in enumerate(targets.positions.edge.tolist()):
+        by_edge.setdefault(edge, []).append(j)
+    mine: dict[int, list[int]] = {}
+    for i, edge in enumerate(origins.positions.edge.tolist()):
+        if edge in by_edge:
+            mine.setdefault(edge, []).append(i)
+    for edge, rows in mine.items():
+        cols = by_edge[edge]
+        ii, jj = np.meshgrid(rows, cols, indexing="ij")
+        cost = along_edge(network, origins, targets, ii.ravel(), jj.ravel()).reshape(ii.shape)
+        block = np.ix_(rows, cols)
+        best[block] = np.minimum(best[block], cost)

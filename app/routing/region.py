@@ -23,7 +23,14 @@ from app.routing._osm import Extract, read_extract
 from app.routing.errors import NoRoute, OffRoadLocation, UnknownMode, UnreachableLocation
 from app.routing.geocode import OfflineGeocoder
 from app.routing.graph import build_graph, graph_from_place
-from app.routing.matrix import Anchors, RowCache, along_edge, anchor, travel_matrix
+from app.routing.matrix import (
+    Anchors,
+    RowCache,
+    along_edge,
+    anchor,
+    extend_matrix,
+    travel_matrix,
+)
 from app.routing.network import NO_PATH, ModeNetwork
 from app.routing.settings import PIPELINE_VERSION, RoutingSettings
 
@@ -253,6 +260,35 @@ class Region:
         state = self._state(mode)
         return travel_matrix(state.network, self._anchors(mode, points, labels), state.rows)
 
+    def extend_matrix(
+        self,
+        mode: TravelMode | str,
+        matrix: TravelMatrix,
+        points: Sequence[LatLon],
+        new_points: Sequence[LatLon],
+        labels: Sequence[str] | None = None,
+    ) -> TravelMatrix:
+        """``matrix`` over ``points`` grown by ``new_points`` (appended at the end).
+
+        Only the new rows and columns are computed, from the cached shortest-path rows: the way a
+        re-plan adds an urgent visit to a district matrix it already has.
+
+        Parameters
+        ----------
+        mode
+            Travel mode ``matrix`` was computed for.
+        matrix
+            The matrix over ``points``, as :meth:`matrix` returned it.
+        points, new_points
+            The locations ``matrix`` covers and the locations to add.
+        labels
+            Labels of ``new_points`` for errors.
+        """
+        state = self._state(mode)
+        old = self._anchors(mode, points, None)
+        new = self._anchors(mode, new_points, labels)
+        return extend_matrix(state.network, old, new, matrix, state.rows)
+
     def geometry(
         self, mode: TravelMode | str, points: Sequence[LatLon]
     ) -> list[tuple[float, float]]:
@@ -294,7 +330,7 @@ def _leg_coords(
         float(pos.fraction[b]),
     )
     sub = rows.columns(anchors.entry_nodes[a], anchors.exit_nodes[b])
-    direct = along_edge(net, anchors, np.array([a]), np.array([b]))
+    direct = along_edge(net, anchors, anchors, np.array([a]), np.array([b]))
     best, choice = int(direct[0]), (-1, -1)
     for i in range(2):
         for j in range(2):

@@ -174,3 +174,12 @@ def test_snap_gives_the_nearby_road(liechtenstein: Region, sample: list[LatLon])
         assert distance_m(point, snap.location) == pytest.approx(snap.distance_m, abs=1.0)
         assert snap.node in liechtenstein.graph(TravelMode.DRIVE)
     assert not math.isnan(sum(s.distance_m for s in snaps))
+
+
+def test_extend_matrix_equals_a_full_recompute(liechtenstein: Region, sample: list[LatLon]) -> None:
+    old, new = sample[:40], sample[40:45]
+    base = liechtenstein.matrix(TravelMode.DRIVE, old)
+    grown = liechtenstein.extend_matrix(TravelMode.DRIVE, base, old, new)
+    full = liechtenstein.matrix(TravelMode.DRIVE, old + new)
+    assert np.array_equal(grown.durations, full.durations)
+    assert np.array_equal(grown.distances, full.distances)
