@@ -53,7 +53,6 @@ class Settings(DatabaseSettings):
     solver_threads: Annotated[int, Field(ge=1, le=64)] = 2
     continuity_penalty_s: Annotated[int, Field(ge=0)] = 900
     max_body_bytes: Annotated[int, Field(ge=1024)] = 10 * 1024 * 1024
-    page_size_max: Annotated[int, Field(ge=1, le=10_000)] = 1000
     dev_mode: bool = False
     secret_key: SecretStr = SecretStr(DEV_SECRET)
     host: str = "127.0.0.1"

@@ -128,7 +128,7 @@ class StaffIn(_Row):
                     "name": "Anna Beck",
                     "district": "vaduz",
                     "team": "vaduz-north",
-                    "competences": ["level_3", "insulin"],
+                    "competences": ["level3", "insulin"],
                     "travel_mode": "drive",
                     "start": {"lat": 47.1410, "lon": 9.5209},
                 }
@@ -354,7 +354,7 @@ class ImportBatch(_Row):
                             "external_id": "S-7",
                             "name": "Anna Beck",
                             "district": "vaduz",
-                            "competences": ["level_3", "insulin"],
+                            "competences": ["level3", "insulin"],
                             "start": {"lat": 47.1410, "lon": 9.5209},
                         }
                     ],

@@ -24,10 +24,10 @@ KEY_PREFIX = "hc_"
 #: Seed vocabulary: NL care levels (helpende .. HBO nurse) and the reserved or skilled acts that
 #: decide who may do a visit. Organisations replace it with their own list.
 DEFAULT_COMPETENCES: tuple[tuple[str, str], ...] = (
-    ("level_2", "Level 2: helpende / SOSU-hjælper"),
-    ("level_3", "Level 3: verzorgende-IG / SOSU-assistent"),
-    ("level_4", "Level 4: MBO nurse"),
-    ("level_5", "Level 5: HBO nurse / sygeplejerske"),
+    ("level2", "Level 2: helpende / SOSU-hjælper"),
+    ("level3", "Level 3: verzorgende-IG / SOSU-assistent"),
+    ("level4", "Level 4: MBO nurse"),
+    ("level5", "Level 5: HBO nurse / sygeplejerske"),
     ("adl", "Personal care (washing, dressing)"),
     ("medication", "Medication administration"),
     ("insulin", "Insulin injection"),

@@ -4,6 +4,28 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.routers import health, imports
+from app.api.routers import (
+    clients,
+    districts,
+    health,
+    imports,
+    organisation,
+    plans,
+    shifts,
+    staff,
+    templates,
+    visits,
+)
 
-ROUTERS: tuple[APIRouter, ...] = (health.router, imports.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    imports.router,
+    clients.router,
+    staff.router,
+    shifts.router,
+    visits.router,
+    templates.router,
+    districts.router,
+    plans.router,
+    organisation.router,
+)

@@ -1,0 +1,135 @@
+"""Command line: ``python -m app serve|migrate|create-org|create-api-key``.
+
+Secrets are printed once to stdout and never logged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from app.settings import Settings, load_settings
+from app.store import migrate, tenants
+from app.store.db import make_engine, make_sessionmaker
+from app.store.models import Role
+
+log = logging.getLogger("app")
+
+
+def _migrate(settings: Settings) -> None:
+    engine = make_engine(settings.database_url)
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring the database up to the newest migration."""
+    _migrate(load_settings(dev_mode=args.dev) if args.dev else load_settings())
+    print("database is at the newest migration")
+    return 0
+
+
+def cmd_create_org(args: argparse.Namespace) -> int:
+    """Create an organisation and its first admin API key; print the key once."""
+    settings = load_settings(dev_mode=True) if args.dev else load_settings()
+    _migrate(settings)
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine).begin() as session:
+            org = tenants.create_organisation(
+                session, args.name, timezone=args.timezone or settings.default_timezone
+            )
+            key = tenants.create_api_key(session, org.id, name="admin (created by CLI)")
+            org_id = org.id
+    finally:
+        engine.dispose()
+    print(f"organisation {org_id} created: {args.name}")
+    print("admin API key (shown once, store it now):")
+    print(key.plaintext)
+    return 0
+
+
+def cmd_create_api_key(args: argparse.Namespace) -> int:
+    """Create another API key for an existing organisation; print it once."""
+    settings = load_settings(dev_mode=True) if args.dev else load_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine).begin() as session:
+            tenants.get_organisation(session, args.org_id)
+            key = tenants.create_api_key(
+                session, args.org_id, name=args.name, role=Role(args.role), scopes=args.scopes
+            )
+    finally:
+        engine.dispose()
+    print(key.plaintext)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Migrate, optionally seed the demo organisation, then serve HTTP with uvicorn."""
+    import uvicorn
+
+    from app.api.app import create_app
+
+    overrides: dict[str, object] = {"host": args.host, "port": args.port}
+    if args.demo:
+        overrides["dev_mode"] = True
+    settings = load_settings(**overrides)
+    _migrate(settings)
+    if args.demo:
+        from app.store import seed
+
+        demo = seed.seed_demo(settings)
+        print(f"demo organisation {demo.org_id}: {demo.summary}")
+        print(f"demo API key (also in {demo.key_file}):")
+        print(demo.api_key)
+        print(f"open http://{settings.host}:{settings.port}/docs")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m app``."""
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate and serve the HTTP API")
+    serve.add_argument("--demo", action="store_true", help="dev mode with a seeded demo org")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    mig = sub.add_parser("migrate", help="run alembic upgrade head")
+    mig.add_argument("--dev", action="store_true", help="allow the default dev secret")
+    mig.set_defaults(func=cmd_migrate)
+
+    org = sub.add_parser("create-org", help="create an organisation and print an admin API key")
+    org.add_argument("name")
+    org.add_argument("--timezone", default=None, help="IANA timezone (default: settings)")
+    org.add_argument("--dev", action="store_true", help="allow the default dev secret")
+    org.set_defaults(func=cmd_create_org)
+
+    key = sub.add_parser("create-api-key", help="create another API key for an organisation")
+    key.add_argument("org_id", type=int)
+    key.add_argument("--name", default="integration")
+    key.add_argument("--role", choices=[r.value for r in Role], default=Role.PLANNER.value)
+    key.add_argument("--scopes", nargs="*", default=None, choices=list(tenants.SCOPES))
+    key.add_argument("--dev", action="store_true", help="allow the default dev secret")
+    key.set_defaults(func=cmd_create_api_key)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    status: int = args.func(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
