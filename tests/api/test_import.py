@@ -380,3 +380,23 @@ def test_tenants_do_not_share_external_ids(
     response = _post(client, other_tenant, {"visits": [_visit()]})
     assert response.status_code == 422
     assert response.json()["error"]["details"][0]["code"] == "unknown_client"
+
+
+def test_an_oversize_body_without_content_length_is_413(
+    client: TestClient, tenant: Tenant, db: Engine
+) -> None:
+    def chunks() -> Any:
+        yield b'{"clients": ['
+        for i in range(400):
+            yield json.dumps(_visit(external_id=f"X-{i}", notes="y" * 1000)).encode() + b","
+        yield b"{}]}"
+
+    before = count_rows(db)
+    response = client.post(
+        "/v1/import",
+        content=chunks(),
+        headers={**tenant.headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert count_rows(db) == before
