@@ -18,15 +18,33 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from app.domain import TravelMode
-from app.routing import load_region
+from app.domain import Address, TravelMode
+from app.routing import OffRoadLocation, Region, UnreachableLocation, load_region
 from app.scheduling import solve, validate
 from app.scheduling.model import SolveOptions
 from app.scheduling.sample import district_points, generate_district, to_problem
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _routable(region: Region, addresses: Sequence[Address]) -> list[Address]:
+    """The addresses every mode can route to (the extract has a few on cut-off roads)."""
+    keep = list(addresses)
+    for mode in (TravelMode.DRIVE, TravelMode.BIKE):
+        for _ in range(len(keep)):
+            labels = [str(i) for i in range(len(keep))]
+            try:
+                region.matrix(mode, [a.location for a in keep], labels)
+                break
+            except UnreachableLocation as exc:
+                bad = {exc.label}
+            except OffRoadLocation as exc:
+                bad = {label for label, _ in exc.offenders}
+            keep = [a for i, a in enumerate(keep) if str(i) not in bad]
+    return keep
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     load_s = time.perf_counter() - t0
     district = generate_district(
-        region.addresses, visits=args.visits, staff=args.staff, seed=args.seed
+        _routable(region, region.addresses), visits=args.visits, staff=args.staff, seed=args.seed
     )
     points = district_points(district)
     t0 = time.perf_counter()
