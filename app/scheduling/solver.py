@@ -174,9 +174,7 @@ def solve(problem: Problem, options: SolveOptions | None = None) -> Plan:
             break
 
     routes = _repair(problem, result, hints)
-    filled = _fill_gaps(problem, list(routes))
-    if not validate(problem, _with_pending(problem, filled), check_priority=False):
-        routes = filled
+    routes = _fill_gaps(problem, list(routes))
     plan_routes = tuple(r for r in routes if r.visit_ids)
     assigned = {vid for r in plan_routes for vid in r.visit_ids}
     unassigned = explain_unassigned(
@@ -560,7 +558,7 @@ def _fill_gaps(problem: Problem, routes: list[Route]) -> list[Route]:
     def simple(v: Visit) -> bool:
         return v.geocoded and v.carers_required == 1 and v.depends_on is None and v.id not in needed
 
-    def rebuild(k: int, stops: Sequence[Stop], pos: int, v: Visit, start: int) -> None:
+    def rebuild(k: int, stops: Sequence[Stop], pos: int, v: Visit, start: int) -> bool:
         shift = problem.shifts[shift_pos[routes[k].shift_id]]
         steps: list[_Step] = []
         for s in stops[1:-1]:
@@ -570,7 +568,13 @@ def _fill_gaps(problem: Problem, routes: list[Route]) -> list[Route]:
             elif s.visit_id is not None:
                 steps.append((StopKind.VISIT, index[s.visit_id], s.start))
         steps.insert(pos - 1, (StopKind.VISIT, index[v.id], start))
+        before = routes[k]
         routes[k] = _timed_route(problem, shift_pos[shift.id], stops[0].start, steps, fixed_end)
+        # insertion_fits is a local test; the validator has the last word on every change.
+        if validate(problem, _with_pending(problem, routes), check_priority=False):
+            routes[k] = before
+            return False
+        return True
 
     def insert(v: Visit) -> bool:
         for shift in qualified_shifts(problem, v):
@@ -580,8 +584,7 @@ def _fill_gaps(problem: Problem, routes: list[Route]) -> list[Route]:
             stops = routes[k].stops
             for pos in range(1, len(stops)):
                 start = insertion_fits(problem, shift, stops, pos, v)
-                if start is not None:
-                    rebuild(k, stops, pos, v, start)
+                if start is not None and rebuild(k, stops, pos, v, start):
                     return True
         return False
 
@@ -599,8 +602,7 @@ def _fill_gaps(problem: Problem, routes: list[Route]) -> list[Route]:
                     continue
                 rest = [*stops[:pos], *stops[pos + 1 :]]
                 start = insertion_fits(problem, shift, rest, pos, v)
-                if start is not None:
-                    rebuild(k, rest, pos, v, start)
+                if start is not None and rebuild(k, rest, pos, v, start):
                     return o.id
         return None
 
