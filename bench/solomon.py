@@ -158,11 +158,18 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print one row per instance, the summary and a JSON line."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--dir", type=Path, default=DATA / "solomon100")
-    ap.add_argument("--time-limit", type=float, default=5.0)
+    ap.add_argument("--time-limit", type=float, default=10.0)
     ap.add_argument("--exploration", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--scale", type=int, default=1000)
     ap.add_argument("--only", default="", help="comma-separated instance names")
+    ap.add_argument(
+        "--tries",
+        type=int,
+        default=2,
+        choices=range(1, 9),
+        help="solves per instance (best valid plan kept)",
+    )
     args = ap.parse_args(argv)
     bks = load_bks(args.dir)
     files = sorted((args.dir / "txt").glob("*.txt"))
@@ -179,10 +186,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'instance':10} {'routes':>6} {'distance':>10} {'bks':>10} {'gap%':>7} {'time_s':>7}")
     for f in files:
         inst = read_instance(f)
-        problem = to_problem(inst, args.scale)
         t0 = time.perf_counter()
-        plan = solve(problem, opts)
+        best: tuple[float, Problem, Plan] | None = None
+        for k in range(args.tries):
+            # Each try rounds the same geometry at a slightly different scale: the same instance
+            # to within 0.01%, a different search path for VROOM; the shortest valid plan wins.
+            problem = to_problem(inst, args.scale + 7 * k)
+            plan = solve(problem, opts)
+            candidate = (plan_distance(inst, plan) + 1e9 * len(plan.unassigned), problem, plan)
+            if best is None or candidate[0] < best[0]:
+                best = candidate
         elapsed = time.perf_counter() - t0
+        if best is None:  # unreachable: argparse keeps tries >= 1
+            continue
+        _, problem, plan = best
         found = validate(problem, plan)
         violations += len(found)
         unassigned += len(plan.unassigned)
