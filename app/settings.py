@@ -52,6 +52,17 @@ class Settings(DatabaseSettings):
     solver_exploration_level: Annotated[int, Field(ge=0, le=5)] = 5
     solver_threads: Annotated[int, Field(ge=1, le=64)] = 2
     continuity_penalty_s: Annotated[int, Field(ge=0)] = 900
+    #: Worker processes that build matrices and solve (each loads the region once).
+    planning_workers: Annotated[int, Field(ge=1, le=64)] = 1
+    #: Longest ``?wait=`` a plan request may block before it answers with the job.
+    plan_wait_max_s: Annotated[float, Field(ge=0, le=600)] = 60.0
+    #: A running job writes a heartbeat this often; one silent for ``job_stale_s`` is lost.
+    job_heartbeat_s: Annotated[float, Field(gt=0, le=300)] = 5.0
+    job_stale_s: Annotated[float, Field(gt=0)] = 60.0
+    #: Runs of a job (first try included) before a lost job is marked failed.
+    job_max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    #: Hard wall-clock limit of one job in the worker (the solver's own limit comes first).
+    job_timeout_s: Annotated[float, Field(gt=0)] = 600.0
     max_body_bytes: Annotated[int, Field(ge=1024)] = 10 * 1024 * 1024
     dev_mode: bool = False
     secret_key: SecretStr = SecretStr(DEV_SECRET)

@@ -22,6 +22,8 @@ from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from app.api.app import create_app
+from app.planning.pool import get_region
+from app.routing import Region
 from app.settings import Settings
 from app.store import migrate, tenants
 from app.store.db import make_engine, make_sessionmaker
@@ -195,3 +197,12 @@ def tenant(db: Engine) -> Tenant:
 def other_tenant(db: Engine) -> Tenant:
     """A second organisation, to prove isolation."""
     return make_tenant(db, "Other Care")
+
+
+@pytest.fixture(scope="session")
+def region() -> Region:
+    """Liechtenstein with every mode from osm_cache/: the per-process copy the API also uses."""
+    settings = Settings(dev_mode=True)
+    if not settings.region_file.is_file():
+        pytest.skip(f"shared OSM data not found at {settings.region_file}")
+    return get_region(settings.region_file, settings.osm_cache_dir)

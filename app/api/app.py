@@ -11,6 +11,8 @@ from fastapi.routing import APIRoute
 from app.api import errors
 from app.api.middleware import BodySizeLimit
 from app.api.routers import ROUTERS
+from app.jobs.runner import InProcessBackend
+from app.planning.pool import get_pool
 from app.settings import Settings
 from app.store.db import make_engine, make_sessionmaker
 
@@ -37,7 +39,9 @@ TAGS = [
     {"name": "visits", "description": "Dated visits to clients."},
     {"name": "visit-templates", "description": "Weekly recurring visits and their expansion."},
     {"name": "districts", "description": "Districts and teams."},
-    {"name": "plans", "description": "Plan versions per district and date."},
+    {"name": "plans", "description": "Plan versions per district and date, and solve jobs."},
+    {"name": "routes", "description": "A carer's work list for a day (the nurses' app)."},
+    {"name": "region", "description": "The road network and address index plans use."},
     {"name": "organisation", "description": "Tenant settings, competence list and API keys."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
@@ -54,7 +58,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await jobs.start()  # recovers jobs a crashed process left running
         yield
+        await jobs.stop()
         engine.dispose()
 
     app = FastAPI(
@@ -70,6 +76,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    jobs = InProcessBackend(
+        app.state.sessionmaker,
+        settings,
+        lambda: get_pool(settings.region_file, settings.osm_cache_dir, settings.planning_workers),
+    )
+    app.state.jobs = jobs
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     for router in ROUTERS:

@@ -1,0 +1,1 @@
+"""Solve jobs: stored rows (store), the backend interface (backend), the in-process runner."""

@@ -427,6 +427,10 @@ class Plan(Base):
     unassigned: Mapped[list[dict[str, Any]]] = mapped_column(JSONDoc, default=list)
     kpis: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
     diff: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    #: ``{shift_id: [[lon, lat], ...]}`` along the roads; deferred: only maps need it.
+    geometry: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc, deferred=True)
+    #: The solved problem without matrices (app.planning.codec), the start of a re-plan.
+    problem: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc, deferred=True)
     solve_time_s: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(200))

@@ -9,8 +9,11 @@ from app.api.routers import (
     districts,
     health,
     imports,
+    jobs,
     organisation,
     plans,
+    region,
+    routes,
     shifts,
     staff,
     templates,
@@ -20,6 +23,7 @@ from app.api.routers import (
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     imports.router,
+    region.router,
     clients.router,
     staff.router,
     shifts.router,
@@ -27,5 +31,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     templates.router,
     districts.router,
     plans.router,
+    plans.districts_router,
+    jobs.router,
+    routes.router,
     organisation.router,
 )

@@ -1,0 +1,188 @@
+"""The embedded job backend: an asyncio runner in the API process feeding the solver pool.
+
+- Start-up: running jobs whose heartbeat stopped (their process crashed) are re-queued, or failed
+  after ``job_max_attempts`` runs; queued jobs (also those left by a previous process) are run.
+- Each job: claim and load in a thread, compute in a worker process, store in a thread. While it
+  computes, the runner writes a heartbeat every ``job_heartbeat_s`` and reads the job's status;
+  a cancel (or the hard ``job_timeout_s`` guard) terminates the worker processes.
+- ``planning_workers`` jobs run at once. Killing the pool to stop one job also stops the others
+  running beside it; they are re-queued (not failed) because nothing was wrong with them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.jobs import store
+from app.jobs.backend import JobBackend
+from app.planning import service
+from app.planning.compute import PlanResult
+from app.planning.pool import SolverPool
+from app.settings import Settings
+from app.store.models import JobStatus
+
+log = logging.getLogger(__name__)
+
+
+class InProcessBackend(JobBackend):
+    """Runs jobs in this process's solver pool (the embedded default)."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        settings: Settings,
+        pool: Callable[[], SolverPool],
+    ) -> None:
+        super().__init__(factory)
+        self.settings = settings
+        self._pool = pool
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running: dict[str, Future[PlanResult]] = {}
+        #: Jobs whose worker this runner killed on purpose (cancel or timeout).
+        self._stopped: dict[str, str] = {}
+        self._done: dict[str, asyncio.Event] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Recover stale jobs, queue every queued job and start the consumers."""
+        ids = await asyncio.to_thread(self._recover)
+        for job_id in ids:
+            self._queue.put_nowait(job_id)
+        for k in range(self.settings.planning_workers):
+            self._tasks.append(asyncio.create_task(self._consume(), name=f"job-runner-{k}"))
+
+    def _recover(self) -> list[str]:
+        with self.factory.begin() as session:
+            rec = store.recover_stale(
+                session,
+                stale_after=dt.timedelta(seconds=self.settings.job_stale_s),
+                max_attempts=self.settings.job_max_attempts,
+            )
+            if rec.requeued or rec.failed:
+                log.warning(
+                    "job recovery: %d re-queued, %d failed", len(rec.requeued), len(rec.failed)
+                )
+            return store.queued_ids(session, kind=store.PLAN)
+
+    async def stop(self) -> None:
+        """Stop the consumers; running jobs are killed and left for the next start's recovery."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    # -- interface ---------------------------------------------------------------------------
+
+    async def enqueue(self, job_id: str) -> None:
+        """Queue ``job_id`` for the consumers."""
+        self._queue.put_nowait(job_id)
+
+    async def cancel(self, job_id: str) -> None:
+        """Kill the worker of ``job_id`` if this process runs it."""
+        if job_id in self._running:
+            self._stopped[job_id] = "cancelled"
+            await asyncio.to_thread(self._pool().kill)
+
+    async def _sleep(self, job_id: str, seconds: float) -> None:
+        event = self._done.setdefault(job_id, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), seconds)
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        while True:
+            job_id = await self._queue.get()
+            try:
+                await self._run(job_id)
+            except Exception as exc:  # keep consuming whatever one job did
+                log.exception("job %s: runner error", job_id)
+                why = f"internal error ({type(exc).__name__})"
+                await asyncio.to_thread(service.fail_job, self.factory, job_id, why)
+            finally:
+                self._running.pop(job_id, None)
+                self._stopped.pop(job_id, None)
+                self._done.setdefault(job_id, asyncio.Event()).set()
+                self._queue.task_done()
+
+    async def _run(self, job_id: str) -> None:
+        started = await asyncio.to_thread(service.start_job, self.factory, job_id)
+        if started is None:
+            return
+        options = service.plan_options(self.settings, started.params.get("options"))
+        future = self._pool().submit(started.input, options)
+        self._running[job_id] = future
+        result = await self._watch(job_id, future)
+        if result is None:
+            return
+        plan_id = await asyncio.to_thread(service.complete_job, self.factory, started, result)
+        if plan_id is not None:
+            log.info("job %s done: plan %d", job_id, plan_id)
+
+    async def _watch(self, job_id: str, future: Future[PlanResult]) -> PlanResult | None:
+        """Heartbeat until the worker answers; None when the job ended otherwise."""
+        wrapped = asyncio.wrap_future(future)
+        t0 = time.monotonic()
+        while True:
+            done, _ = await asyncio.wait({wrapped}, timeout=self.settings.job_heartbeat_s)
+            if done:
+                break
+            status = await asyncio.to_thread(self._beat, job_id, t0)
+            if status is not JobStatus.RUNNING and job_id not in self._stopped:
+                self._stopped[job_id] = "cancelled"
+                await asyncio.to_thread(self._pool().kill)
+            elif time.monotonic() - t0 > self.settings.job_timeout_s:
+                self._stopped[job_id] = "timeout"
+                await asyncio.to_thread(self._pool().kill)
+        try:
+            return wrapped.result()
+        except BrokenProcessPool:
+            if await asyncio.to_thread(self._after_kill, job_id):
+                self._queue.put_nowait(job_id)
+            return None
+        except Exception as exc:  # the computation failed: the reason goes on the job
+            msg = f"{type(exc).__name__}: {exc}"
+            await asyncio.to_thread(service.fail_job, self.factory, job_id, msg)
+            return None
+
+    def _beat(self, job_id: str, t0: float) -> JobStatus | None:
+        # Progress is an estimate: time used of the solver's budget, capped below done.
+        budget = max(self.settings.solver_time_limit_s * 1.5, 1.0)
+        progress = min(0.9, 0.1 + 0.8 * (time.monotonic() - t0) / budget)
+        with self.factory.begin() as session:
+            return store.heartbeat(session, job_id, progress=progress)
+
+    def _after_kill(self, job_id: str) -> bool:
+        """Record why a job's worker went away; True when the job should run again."""
+        why = self._stopped.get(job_id)
+        if why == "cancelled":
+            return False  # the row already says cancelled
+        if why == "timeout":
+            service.fail_job(
+                self.factory,
+                job_id,
+                f"timed out: no result within {self.settings.job_timeout_s:g} s; "
+                "the worker was stopped",
+            )
+            return False
+        # Killed for another job, or the worker died (out of memory, crash).
+        with self.factory.begin() as session:
+            job = store.load_job(session, job_id)
+            attempts = job.attempts if job is not None else 0
+            if attempts >= self.settings.job_max_attempts:
+                store.fail(session, job_id, f"the worker process stopped {attempts} time(s)")
+                return False
+            return store.requeue(session, job_id, "the worker process stopped; queued again")

@@ -1,0 +1,331 @@
+"""The CPU-heavy part of planning: input -> matrices -> problem -> solve -> validate -> geometry.
+
+Runs in a worker process (see :mod:`app.planning.pool`) or in a queue worker; it touches neither
+the database nor the web framework, only the region and the pure scheduling core.
+
+Locations: each staff member's start (and end, if different) first, then **one location per
+client** with coordinates. A client without coordinates gets no location: its visits are marked
+not geocoded and come back unassigned with reason ``not_geocoded``. A location that does not snap
+to the road graph of a mode (off-road, or only on a disconnected road) is computed at a stand-in
+point and then made unreachable in that mode's matrix, so the solver cannot use it and the
+explanation says ``unreachable``; its detail names the client's external id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from app.domain import UNREACHABLE, LatLon, TravelMatrix
+from app.planning import codec
+from app.planning.inputs import PlanInput, PlanOptions
+from app.routing import NoRoute, OffRoadLocation, Region, UnreachableLocation
+from app.scheduling import compute_kpis, explain_unassigned, solve, validate
+from app.scheduling.model import (
+    Break,
+    Dependency,
+    Plan,
+    Priority,
+    Problem,
+    Shift,
+    SolveOptions,
+    StopKind,
+    TimeWindow,
+    Unassigned,
+    UnassignedReason,
+    Visit,
+)
+
+log = logging.getLogger(__name__)
+
+
+class PlanNotValid(RuntimeError):
+    """The solver returned a plan that breaks a hard rule: nothing is stored, the job fails."""
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltProblem:
+    """A problem and what building it found out about unusable locations."""
+
+    problem: Problem
+    #: client external id -> why it cannot be reached (per mode, human sentence).
+    unreachable_clients: Mapping[str, str]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PlanResult:
+    """Everything a plan version stores; plain JSON-able values, cheap to pickle."""
+
+    routes: list[dict[str, Any]]
+    unassigned: list[dict[str, Any]]
+    kpis: dict[str, Any]
+    problem: dict[str, Any]
+    geometry: dict[str, Any]
+    solve_time_s: float
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+def solve_options(options: PlanOptions) -> SolveOptions:
+    """The scheduling core's options for ``options``."""
+    return SolveOptions(
+        time_limit_s=options.time_limit_s,
+        exploration_level=options.exploration_level,
+        threads=options.threads,
+        continuity_penalty_s=options.continuity_penalty_s,
+    )
+
+
+def _bad_points(region: Region, mode: str, points: Sequence[LatLon]) -> dict[int, str]:
+    """Index -> reason for every point that does not join the road graph of ``mode``."""
+    bad: dict[int, str] = {}
+    while True:
+        keep = [i for i in range(len(points)) if i not in bad]
+        if not keep:
+            return bad
+        try:
+            region.snap(mode, [points[i] for i in keep], [str(i) for i in keep])
+        except OffRoadLocation as exc:
+            for label, dist in exc.offenders:
+                bad[int(label)] = f"{dist:.0f} m from the nearest {mode} road"
+        except UnreachableLocation as exc:
+            bad[int(exc.label)] = f"only near a {mode} road that is not connected to the network"
+        else:
+            return bad
+
+
+def safe_matrix(
+    region: Region, mode: str, points: Sequence[LatLon]
+) -> tuple[TravelMatrix, dict[int, str]]:
+    """The matrix of ``mode`` over ``points``; points off its roads are unreachable in it.
+
+    Returns the matrix and, per unusable point index, why it could not be snapped.
+    """
+    bad = _bad_points(region, mode, points)
+    return _matrix(region, mode, points, bad), bad
+
+
+def _matrix(
+    region: Region, mode: str, points: Sequence[LatLon], bad: Mapping[int, str]
+) -> TravelMatrix:
+    if not bad:
+        return region.matrix(mode, points)
+    stand_in = next((p for i, p in enumerate(points) if i not in bad), None)
+    if stand_in is None:
+        n = len(points)
+        full = np.full((n, n), UNREACHABLE, dtype=np.int64)
+        np.fill_diagonal(full, 0)
+        return TravelMatrix(full, full.copy())
+    usable = [stand_in if i in bad else p for i, p in enumerate(points)]
+    m = region.matrix(mode, usable)
+    durations, distances = m.durations.copy(), m.distances.copy()
+    for i in bad:
+        for arr in (durations, distances):
+            arr[i, :] = UNREACHABLE
+            arr[:, i] = UNREACHABLE
+            arr[i, i] = 0
+    return TravelMatrix(durations, distances)
+
+
+def build_problem(inp: PlanInput, region: Region) -> BuiltProblem:
+    """Turn a loaded district day into a :class:`Problem` over the region's travel times."""
+    staff = {s.external_id: s for s in inp.staff}
+    points: list[LatLon] = []
+    labels: list[str] = []
+    where: dict[tuple[float, float], int] = {}
+
+    def add(lat: float, lon: float, label: str, *, share: bool) -> int:
+        key = (lat, lon)
+        if share and key in where:
+            return where[key]
+        points.append(LatLon(lat, lon))
+        labels.append(label)
+        where.setdefault(key, len(points) - 1)
+        return len(points) - 1
+
+    start_of: dict[str, int] = {}
+    end_of: dict[str, int] = {}
+    for s in inp.staff:
+        start_of[s.external_id] = add(*s.start, f"staff {s.external_id}", share=True)
+        end_of[s.external_id] = add(*s.end, f"staff {s.external_id}", share=True)
+    loc_of_client: dict[str, int] = {}
+    for c in inp.clients:
+        if c.lat is not None and c.lon is not None:
+            loc_of_client[c.external_id] = add(c.lat, c.lon, f"client {c.external_id}", share=False)
+
+    modes = sorted({staff[sh.staff].mode for sh in inp.shifts})
+    matrices: dict[str, TravelMatrix] = {}
+    unreachable: dict[str, list[str]] = {}
+    warnings: list[str] = []
+    for mode in modes:
+        matrices[mode], bad = safe_matrix(region, mode, points)
+        for i, why in bad.items():
+            label = labels[i]
+            if label.startswith("client "):
+                unreachable.setdefault(label.removeprefix("client "), []).append(why)
+            elif any(
+                staff[sh.staff].mode == mode and label == f"staff {sh.staff}" for sh in inp.shifts
+            ):
+                warnings.append(f"The start or end of {label} is {why}; that route stays empty.")
+
+    clients = {c.external_id: c for c in inp.clients}
+    visits = tuple(_visit(v, clients[v.client], loc_of_client.get(v.client)) for v in inp.visits)
+    shifts = tuple(
+        Shift(
+            id=sh.external_id,
+            staff_id=sh.staff,
+            start=sh.start_s,
+            end=sh.end_s,
+            profile=staff[sh.staff].mode,
+            competences=frozenset(staff[sh.staff].competences),
+            start_location=start_of[sh.staff],
+            end_location=end_of[sh.staff],
+            breaks=tuple(
+                Break(
+                    f"break-{k + 1}", tuple(TimeWindow(a, b) for a, b in br.windows), br.duration_s
+                )
+                for k, br in enumerate(sh.breaks)
+            ),
+            team=staff[sh.staff].team,
+        )
+        for sh in inp.shifts
+    )
+    problem = Problem(visits, shifts, matrices, locations=tuple(points))
+    reasons = {c: "; ".join(why) for c, why in unreachable.items()}
+    return BuiltProblem(problem, reasons, tuple(warnings))
+
+
+def _visit(v: Any, client: Any, location: int | None) -> Visit:
+    allowed = None if client.allowed_staff is None else frozenset(client.allowed_staff)
+    dep = v.depends_on
+    return Visit(
+        id=v.external_id,
+        client_id=v.client,
+        location=location if location is not None else 0,
+        duration=v.duration_s,
+        windows=tuple(TimeWindow(a, b) for a, b in v.windows),
+        competences=frozenset(v.competences),
+        priority=Priority(v.priority),
+        carers_required=v.carers_required,
+        pinned_staff=v.pinned_staff,
+        allowed_staff=allowed,
+        preferred_staff=frozenset(client.preferred_staff),
+        depends_on=None if dep is None else Dependency(dep.visit, dep.min_gap_s, dep.max_gap_s),
+        geocoded=location is not None,
+    )
+
+
+def _solve(problem: Problem, options: SolveOptions) -> Plan:
+    if problem.visits and problem.shifts:
+        return solve(problem, options)
+    ids = [v.id for v in problem.visits]
+    plan = Plan(routes=(), unassigned=explain_unassigned(problem, (), ids))
+    return replace(plan, kpis=compute_kpis(problem, plan))
+
+
+def _name_unreachable(problem: Problem, plan: Plan, unreachable: Mapping[str, str]) -> Plan:
+    """Say which client's location is the problem in every unreachable visit's detail."""
+    if not unreachable:
+        return plan
+    client_of = {v.id: v.client_id for v in problem.visits}
+    out = []
+    for u in plan.unassigned:
+        client = client_of.get(u.visit_id, "")
+        if client in unreachable and u.reason in (
+            UnassignedReason.UNREACHABLE,
+            UnassignedReason.WINDOW_UNREACHABLE,
+            UnassignedReason.OTHER,
+        ):
+            detail = f"Client {client}'s location is {unreachable[client]}."
+            u = Unassigned(u.visit_id, UnassignedReason.UNREACHABLE, detail)
+        out.append(u)
+    fixed = replace(plan, unassigned=tuple(out))
+    return replace(fixed, kpis=compute_kpis(problem, fixed))
+
+
+def route_geometry(
+    region: Region, problem: Problem, plan: Plan
+) -> tuple[dict[str, Any], list[str]]:
+    """``{shift_id: [[lon, lat], ...]}`` along the roads of each route, and warnings."""
+    out: dict[str, Any] = {}
+    warnings: list[str] = []
+    for route in plan.routes:
+        locs = [s.location for s in route.stops if s.location is not None]
+        pts = [problem.locations[i] for i in locs]
+        path = [p for p in pts if p is not None]
+        if len(path) < 2:
+            continue
+        try:
+            coords = region.geometry(route.profile, path)
+        except NoRoute:
+            warnings.append(f"No road geometry for shift {route.shift_id}.")
+            continue
+        out[route.shift_id] = [[round(x, 6), round(y, 6)] for x, y in coords]
+    return out, warnings
+
+
+def compute_plan(inp: PlanInput, region: Region, options: PlanOptions) -> PlanResult:
+    """Build, solve, validate and draw one district day.
+
+    Parameters
+    ----------
+    inp
+        The day's data (see :func:`app.planning.loading.load_plan_input`).
+    region
+        The loaded region (matrices, geometry).
+    options
+        Solver knobs.
+
+    Returns
+    -------
+    PlanResult
+        Routes, unassigned visits with reasons, KPIs, the problem document and geometry.
+
+    Raises
+    ------
+    PlanNotValid
+        The independent validator found a broken hard rule (a solver bug; nothing is stored).
+    """
+    t0 = time.perf_counter()
+    built = build_problem(inp, region)
+    problem = built.problem
+    t1 = time.perf_counter()
+    plan = _solve(problem, solve_options(options))
+    plan = _name_unreachable(problem, plan, built.unreachable_clients)
+    t2 = time.perf_counter()
+    violations = validate(problem, plan)
+    if violations:
+        shown = "; ".join(f"{v.kind.value}: {v.message}" for v in violations[:5])
+        msg = f"the solver's plan breaks {len(violations)} hard rule(s): {shown}"
+        raise PlanNotValid(msg)
+    geometry: dict[str, Any] = {}
+    warnings = list(built.warnings)
+    if options.geometry:
+        geometry, more = route_geometry(region, problem, plan)
+        warnings += more
+    t3 = time.perf_counter()
+    visits = sum(1 for r in plan.routes for s in r.stops if s.kind is StopKind.VISIT)
+    log.info(
+        "district %s planned: %d visit stops, %d unassigned, build %.2f s, solve %.2f s",
+        inp.district_id,
+        visits,
+        len(plan.unassigned),
+        t1 - t0,
+        t2 - t1,
+    )
+    return PlanResult(
+        routes=codec.routes_to_doc(problem, plan),
+        unassigned=codec.unassigned_to_doc(problem, plan),
+        kpis=dict(plan.kpis),
+        problem=codec.problem_to_doc(problem),
+        geometry=geometry,
+        solve_time_s=round(plan.solve_time_s, 3),
+        timings={"build_s": t1 - t0, "solve_s": t2 - t1, "geometry_s": t3 - t2},
+        warnings=tuple(warnings),
+    )

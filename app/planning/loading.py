@@ -1,0 +1,193 @@
+"""Load a district's day from the store into a :class:`PlanInput` (reads only, tenant-scoped)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import NotFound
+from app.planning.inputs import (
+    BreakIn,
+    ClientIn,
+    DependencyIn,
+    PlanInput,
+    ShiftIn,
+    StaffIn,
+    VisitIn,
+)
+from app.store.models import (
+    Client,
+    ClientPreferredStaff,
+    District,
+    Shift,
+    Staff,
+    Team,
+    Visit,
+    VisitStatus,
+)
+
+
+def district_by_external_id(session: Session, org_id: int, external_id: str) -> District:
+    """The organisation's district ``external_id``; :class:`NotFound` otherwise."""
+    district = session.scalar(
+        select(District).where(District.org_id == org_id, District.external_id == external_id)
+    )
+    if district is None:
+        msg = f"no district with external_id {external_id!r}"
+        raise NotFound(msg)
+    return district
+
+
+def load_plan_input(session: Session, org_id: int, district_id: int, day: dt.date) -> PlanInput:
+    """Everything needed to plan ``district_id`` on ``day``.
+
+    Parameters
+    ----------
+    session
+        A session (only read).
+    org_id
+        The tenant; every query filters by it.
+    district_id
+        Internal id of the district.
+    day
+        The plan date.
+
+    Returns
+    -------
+    PlanInput
+        Visits of the district's clients on ``day`` that are not cancelled, the shifts of the
+        district's active staff on ``day``, the clients with coordinates, preferred carers and
+        allowed-team members, pinned carers and dependencies (by external id).
+    """
+    district = session.scalar(
+        select(District).where(District.org_id == org_id, District.id == district_id)
+    )
+    if district is None:
+        msg = f"no district {district_id}"
+        raise NotFound(msg)
+    shift_rows = session.execute(
+        select(Shift, Staff)
+        .join(Staff, Shift.staff_id == Staff.id)
+        .where(
+            Shift.org_id == org_id,
+            Staff.district_id == district_id,
+            Staff.active.is_(True),
+            Shift.date == day,
+        )
+        .order_by(Staff.external_id, Shift.start_s, Shift.external_id)
+    ).all()
+    team_ext = dict(session.execute(
+            select(Team.id, Team.external_id).where(Team.org_id == org_id)
+        ))
+    staff: dict[int, StaffIn] = {}
+    shifts: list[ShiftIn] = []
+    for sh, st in shift_rows:
+        staff.setdefault(
+            st.id,
+            StaffIn(
+                external_id=st.external_id,
+                competences=tuple(sorted(st.competences)),
+                mode=st.travel_mode.value,
+                start=(st.start_lat, st.start_lon),
+                end=(st.end_lat, st.end_lon),
+                team=team_ext.get(st.team_id) if st.team_id is not None else None,
+            ),
+        )
+        shifts.append(
+            ShiftIn(
+                external_id=sh.external_id,
+                staff=st.external_id,
+                start_s=sh.start_s,
+                end_s=sh.end_s,
+                breaks=tuple(
+                    BreakIn(
+                        tuple((int(a), int(b)) for a, b in br["windows"]), int(br["duration_s"])
+                    )
+                    for br in sh.breaks
+                ),
+            )
+        )
+
+    visit_rows = session.execute(
+        select(Visit, Client)
+        .join(Client, Visit.client_id == Client.id)
+        .where(
+            Visit.org_id == org_id,
+            Client.district_id == district_id,
+            Visit.date == day,
+            Visit.status != VisitStatus.CANCELLED,
+        )
+        .order_by(Visit.external_id)
+    ).all()
+    visit_ext = {v.id: v.external_id for v, _ in visit_rows}
+    clients = {c.id: c for _, c in visit_rows}
+    staff_ext = dict(session.execute(
+            select(Staff.id, Staff.external_id).where(Staff.org_id == org_id)
+        ))
+    preferred: dict[int, list[str]] = defaultdict(list)
+    if clients:
+        for cid, sid in session.execute(
+            select(ClientPreferredStaff.client_id, ClientPreferredStaff.staff_id)
+            .where(ClientPreferredStaff.client_id.in_(list(clients)))
+            .order_by(ClientPreferredStaff.client_id, ClientPreferredStaff.rank)
+        ):
+            if sid in staff_ext:
+                preferred[cid].append(staff_ext[sid])
+    team_members: dict[int, list[str]] = defaultdict(list)
+    teams = {c.allowed_team_id for c in clients.values() if c.allowed_team_id is not None}
+    if teams:
+        for tid, ext in session.execute(
+            select(Staff.team_id, Staff.external_id).where(
+                Staff.org_id == org_id, Staff.team_id.in_(list(teams))
+            )
+        ):
+            if tid is not None:
+                team_members[tid].append(ext)
+
+    visits = tuple(
+        VisitIn(
+            external_id=v.external_id,
+            client=c.external_id,
+            windows=tuple((int(a), int(b)) for a, b in v.windows),
+            duration_s=v.duration_s,
+            competences=tuple(sorted(v.competences)),
+            priority=v.priority.value,
+            carers_required=v.carers_required,
+            pinned_staff=staff_ext.get(v.pinned_staff_id) if v.pinned_staff_id else None,
+            # A dependency on a visit outside this plan (cancelled, other day) cannot be kept or
+            # broken here: the visit is planned on its own windows.
+            depends_on=DependencyIn(
+                visit_ext[v.depends_on_visit_id],
+                v.dependency_min_gap_s or 0,
+                v.dependency_max_gap_s,
+            )
+            if v.depends_on_visit_id in visit_ext
+            else None,
+        )
+        for v, c in visit_rows
+    )
+    client_in = tuple(
+        ClientIn(
+            external_id=c.external_id,
+            lat=c.lat,
+            lon=c.lon,
+            preferred_staff=tuple(preferred.get(c.id, ())),
+            allowed_staff=None
+            if c.allowed_team_id is None
+            else tuple(sorted(team_members.get(c.allowed_team_id, ()))),
+        )
+        for c in sorted(clients.values(), key=lambda c: c.external_id)
+    )
+    return PlanInput(
+        org_id=org_id,
+        district_id=district_id,
+        district=district.external_id,
+        date=day,
+        clients=client_in,
+        staff=tuple(staff.values()),
+        shifts=tuple(shifts),
+        visits=visits,
+    )
