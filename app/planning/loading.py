@@ -79,9 +79,9 @@ def load_plan_input(session: Session, org_id: int, district_id: int, day: dt.dat
         )
         .order_by(Staff.external_id, Shift.start_s, Shift.external_id)
     ).all()
-    team_ext = dict(session.execute(
-            select(Team.id, Team.external_id).where(Team.org_id == org_id)
-        ))
+    team_ext = dict(
+        session.execute(select(Team.id, Team.external_id).where(Team.org_id == org_id)).all()
+    )
     staff: dict[int, StaffIn] = {}
     shifts: list[ShiftIn] = []
     for sh, st in shift_rows:
@@ -124,9 +124,9 @@ def load_plan_input(session: Session, org_id: int, district_id: int, day: dt.dat
     ).all()
     visit_ext = {v.id: v.external_id for v, _ in visit_rows}
     clients = {c.id: c for _, c in visit_rows}
-    staff_ext = dict(session.execute(
-            select(Staff.id, Staff.external_id).where(Staff.org_id == org_id)
-        ))
+    staff_ext = dict(
+        session.execute(select(Staff.id, Staff.external_id).where(Staff.org_id == org_id)).all()
+    )
     preferred: dict[int, list[str]] = defaultdict(list)
     if clients:
         for cid, sid in session.execute(
