@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--tries",
         type=int,
-        default=2,
+        default=1,
         choices=range(1, 9),
         help="solves per instance (best valid plan kept)",
     )
