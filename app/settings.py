@@ -66,6 +66,17 @@ class Settings(DatabaseSettings):
     max_body_bytes: Annotated[int, Field(ge=1024)] = 10 * 1024 * 1024
     dev_mode: bool = False
     secret_key: SecretStr = SecretStr(DEV_SECRET)
+    #: Lifetime of a person's sign-in token (JWT); short so that a lost phone stops working soon.
+    token_ttl_s: Annotated[int, Field(ge=60, le=86400)] = 1800
+    #: Redis for rate limits shared by all replicas; unset means in-memory per process.
+    redis_url: str | None = None
+    #: Requests per second each API key or user may make on average (0 turns limiting off) ...
+    rate_limit_per_s: Annotated[float, Field(ge=0)] = 20.0
+    #: ... and how many it may make at once (the token bucket's size).
+    rate_limit_burst: Annotated[int, Field(ge=1)] = 200
+    #: Sign-in attempts per minute per client address (against password guessing).
+    login_attempts_per_min: Annotated[int, Field(ge=1)] = 10
+    log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.routing import APIRoute
 
-from app.api import errors
-from app.api.middleware import BodySizeLimit
+from app.api import errors, metrics, ratelimit
+from app.api.middleware import BodySizeLimit, RequestContext
 from app.api.routers import ROUTERS
 from app.jobs.runner import InProcessBackend
 from app.planning.pool import get_pool
@@ -23,7 +23,8 @@ Home-care route and visit scheduling for district nursing teams.
 `POST /v1/import` (idempotent upsert by your own external ids, all-or-nothing per batch, honours
 `Idempotency-Key`), then read plans back.
 
-**Conventions.** Authenticate with `Authorization: Bearer <API key>` or `X-API-Key`.
+**Conventions.** Authenticate with `Authorization: Bearer <API key>` or `X-API-Key` (systems),
+or `Authorization: Bearer <token>` from `POST /v1/auth/token` (people: admin, planner, nurse).
 Times of day are `"HH:MM"` strings in the organisation's timezone, durations are whole minutes,
 dates are ISO `YYYY-MM-DD`. Lists are paginated with `limit`/`offset` and return `total`.
 Every error has the body `{"error": {"code", "message", "details": [{"loc", "path", "code",
@@ -43,6 +44,8 @@ TAGS = [
     {"name": "routes", "description": "A carer's work list for a day (the nurses' app)."},
     {"name": "region", "description": "The road network and address index plans use."},
     {"name": "organisation", "description": "Tenant settings, competence list and API keys."},
+    {"name": "auth", "description": "Sign-in tokens for people."},
+    {"name": "users", "description": "People who sign in, their roles and reach (admin only)."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
@@ -55,12 +58,14 @@ def _operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings) -> FastAPI:
     """Build the ASGI app: engine and sessionmaker on ``app.state``, routers, error handlers."""
     engine = make_engine(settings.database_url, echo=settings.database_echo)
+    limiter = ratelimit.make_rate_limiter(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await jobs.start()  # recovers jobs a crashed process left running
         yield
         await jobs.stop()
+        limiter.close()
         engine.dispose()
 
     app = FastAPI(
@@ -82,8 +87,25 @@ def create_app(settings: Settings) -> FastAPI:
         lambda: get_pool(settings.region_file, settings.osm_cache_dir, settings.planning_workers),
     )
     app.state.jobs = jobs
+    app.state.rate_limiter = limiter
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Added last = outermost: every answer (413s and 500s included) is timed, logged and has an id.
+    app.add_middleware(metrics.RequestMetrics)
+    app.add_middleware(RequestContext)
     for router in ROUTERS:
         app.include_router(router)
+    app.add_api_route(
+        "/metrics",
+        _metrics_endpoint,
+        methods=["GET"],
+        response_class=Response,
+        # An operations endpoint for the Prometheus scraper, not part of the API contract.
+        include_in_schema=False,
+    )
     return app
+
+
+def _metrics_endpoint() -> Response:
+    """Request latency by route, solve durations and job queue depth (no tenant data)."""
+    return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)

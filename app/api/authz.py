@@ -5,7 +5,13 @@ These checks add the role rules on top:
 
 - **admin** and organisation-wide API keys: every district of their organisation;
 - **planner**: only the districts in ``principal.district_ids``;
-- **nurse**: only their own route (``principal.staff_id``), nothing else.
+- **nurse**: only their own route (``principal.staff_id``), nothing else (the dependency in
+  :mod:`app.api.deps` already refuses nurses on every endpoint not marked ``OWN_ROUTE``).
+
+Reads go through :func:`repository`, which scopes every query to the organisation and, for a
+planner, to their districts, so a list can never include another district's rows. Care data
+(clients, staff, shifts, visits, templates) is owned by the care record and written by
+organisation-wide credentials only (:func:`ensure_org_wide`); planners change plans.
 
 A resource outside the caller's reach answers 404, not 403, so its existence does not leak; a
 caller whose *role* can never do an action gets 403.
@@ -13,9 +19,12 @@ caller whose *role* can never do an action gets 403.
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
+
 from app.api.deps import Principal
 from app.errors import Forbidden, NotFound
 from app.store.models import Role
+from app.store.repositories import TenantRepository
 
 
 def visible_districts(principal: Principal) -> frozenset[int] | None:
@@ -52,3 +61,20 @@ def ensure_staff_route(principal: Principal, *, staff_id: int, district_id: int)
             raise NotFound(msg)
         return
     ensure_district(principal, district_id, what="route")
+
+
+def repository(session: Session, principal: Principal) -> TenantRepository:
+    """The caller's view of the data: their organisation, and a planner's districts only."""
+    return TenantRepository(session, principal.org_id, districts=visible_districts(principal))
+
+
+def ensure_org_wide(principal: Principal) -> None:
+    """Raise :class:`Forbidden` unless the caller acts for the whole organisation.
+
+    Care-data writes (imports, upserts, deletions, template expansion) may touch any district, so
+    they need an admin or an organisation-wide API key, not a planner limited to some districts.
+    """
+    ensure_not_nurse(principal)
+    if principal.district_ids is not None:
+        msg = "this change needs an organisation-wide credential (admin or API key)"
+        raise Forbidden(msg)

@@ -66,9 +66,18 @@ class DateFilter:
 class TenantRepository:
     """Queries for one organisation."""
 
-    def __init__(self, session: Session, org_id: int) -> None:
+    def __init__(
+        self, session: Session, org_id: int, *, districts: frozenset[int] | None = None
+    ) -> None:
         self.session = session
         self.org_id = org_id
+        #: When set, every query sees only rows of these districts (a planner's reach).
+        self.district_scope = districts
+
+    def _within(self, stmt: AnySelect, district_column: Any) -> AnySelect:
+        if self.district_scope is None:
+            return stmt
+        return stmt.where(district_column.in_(sorted(self.district_scope)))
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -111,7 +120,7 @@ class TenantRepository:
 
     def districts(self, *, limit: int, offset: int, external_id: str | None = None) -> Page[Row]:
         """Districts by external id."""
-        stmt = select(District).where(District.org_id == self.org_id)
+        stmt = self._within(select(District).where(District.org_id == self.org_id), District.id)
         if external_id is not None:
             stmt = stmt.where(District.external_id == external_id)
         page = self._page(stmt, District.external_id, limit, offset)
@@ -131,6 +140,7 @@ class TenantRepository:
             .join(District, Team.district_id == District.id)
             .where(Team.org_id == self.org_id)
         )
+        stmt = self._within(stmt, Team.district_id)
         if district is not None:
             stmt = stmt.where(Team.district_id == self._district_id(district))
         if external_id is not None:
@@ -156,6 +166,7 @@ class TenantRepository:
             .outerjoin(Team, Staff.team_id == Team.id)
             .where(Staff.org_id == self.org_id)
         )
+        stmt = self._within(stmt, Staff.district_id)
         if district is not None:
             stmt = stmt.where(Staff.district_id == self._district_id(district))
         if team is not None:
@@ -182,6 +193,7 @@ class TenantRepository:
             .outerjoin(Team, Client.allowed_team_id == Team.id)
             .where(Client.org_id == self.org_id)
         )
+        stmt = self._within(stmt, Client.district_id)
         if district is not None:
             stmt = stmt.where(Client.district_id == self._district_id(district))
         if external_id is not None:
@@ -229,6 +241,7 @@ class TenantRepository:
             .join(Staff, Shift.staff_id == Staff.id)
             .where(Shift.org_id == self.org_id)
         )
+        stmt = self._within(stmt, Staff.district_id)
         if district is not None:
             stmt = stmt.where(Staff.district_id == self._district_id(district))
         if staff is not None:
@@ -268,6 +281,7 @@ class TenantRepository:
             .outerjoin(VisitTemplate, Visit.template_id == VisitTemplate.id)
             .where(Visit.org_id == self.org_id)
         )
+        stmt = self._within(stmt, Client.district_id)
         if district is not None:
             stmt = stmt.where(Client.district_id == self._district_id(district))
         if client is not None:
@@ -301,6 +315,7 @@ class TenantRepository:
             .join(Client, VisitTemplate.client_id == Client.id)
             .where(VisitTemplate.org_id == self.org_id)
         )
+        stmt = self._within(stmt, Client.district_id)
         if district is not None:
             stmt = stmt.where(Client.district_id == self._district_id(district))
         if client is not None:
@@ -328,6 +343,7 @@ class TenantRepository:
             .join(District, Plan.district_id == District.id)
             .where(Plan.org_id == self.org_id)
         )
+        stmt = self._within(stmt, Plan.district_id)
         if district is not None:
             stmt = stmt.where(Plan.district_id == self._district_id(district))
         if status is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api.routers import (
+    auth,
     clients,
     districts,
     health,
@@ -17,6 +18,7 @@ from app.api.routers import (
     shifts,
     staff,
     templates,
+    users,
     visits,
 )
 
@@ -35,4 +37,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     jobs.router,
     routes.router,
     organisation.router,
+    auth.router,
+    users.router,
 )

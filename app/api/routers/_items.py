@@ -11,12 +11,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel
 
+from app.api import authz
 from app.api.deps import Reader, SessionDep, Writer
 from app.api.errors import ErrorBody
 from app.errors import ErrorDetail, InvalidInput, NotFound
 from app.store import audit, importing
 from app.store.inputs import ImportBatch
-from app.store.repositories import DateFilter, Row, TenantRepository
+from app.store.repositories import DateFilter, Row
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
 Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
@@ -61,7 +62,7 @@ def add_item_routes(
     external_id_path = Annotated[str, Path(min_length=1, max_length=100)]
 
     def get_item(external_id: external_id_path, principal: Reader, session: SessionDep) -> Any:
-        return to_out(TenantRepository(session, principal.org_id).get(resource, external_id))
+        return to_out(authz.repository(session, principal).get(resource, external_id))
 
     def put_item(
         external_id: external_id_path,
@@ -70,11 +71,12 @@ def add_item_routes(
         principal: Writer,
         session: SessionDep,
     ) -> Any:
+        authz.ensure_org_wide(principal)
         if body.external_id != external_id:  # type: ignore[attr-defined]
             msg = "the external_id in the body differs from the one in the path"
             detail = ErrorDetail(("external_id",), "external_id_mismatch", msg)
             raise InvalidInput(msg, [detail])
-        repo = TenantRepository(session, principal.org_id)
+        repo = authz.repository(session, principal)
         try:
             repo.get(resource, external_id)
             existed = True
@@ -104,7 +106,8 @@ def add_item_routes(
     def delete_item(
         external_id: external_id_path, principal: Writer, session: SessionDep
     ) -> Response:
-        TenantRepository(session, principal.org_id).delete(resource, external_id)
+        authz.ensure_org_wide(principal)
+        authz.repository(session, principal).delete(resource, external_id)
         audit.record(
             session,
             principal.org_id,

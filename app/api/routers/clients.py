@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api import schemas
+from app.api import authz, schemas
 from app.api.deps import Reader, SessionDep
 from app.api.routers._items import READ_ERRORS, DistrictFilter, Limit, Offset, add_item_routes
 from app.api.routing import StrictJSONRoute
 from app.store.inputs import ClientIn
-from app.store.repositories import TenantRepository
 
 router = APIRouter(prefix="/v1/clients", tags=["clients"], route_class=StrictJSONRoute)
 
@@ -23,7 +22,7 @@ def list_clients(
     offset: Offset = 0,
 ) -> schemas.ClientPage:
     """Clients ordered by external id, optionally of one district."""
-    page = TenantRepository(session, principal.org_id).clients(
+    page = authz.repository(session, principal).clients(
         limit=limit, offset=offset, district=district
     )
     items = [schemas.client_out(r) for r in page.items]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api import schemas
+from app.api import authz, schemas
 from app.api.deps import Reader, SessionDep
 from app.api.routers._items import ITEM_ERRORS, READ_ERRORS, DistrictFilter, Limit, Offset
 from app.api.routing import StrictJSONRoute
-from app.store.repositories import TenantRepository
 
 router = APIRouter(prefix="/v1", tags=["districts"], route_class=StrictJSONRoute)
 
@@ -23,7 +22,7 @@ def list_districts(
     principal: Reader, session: SessionDep, limit: Limit = 100, offset: Offset = 0
 ) -> schemas.DistrictPage:
     """Districts ordered by external id."""
-    page = TenantRepository(session, principal.org_id).districts(limit=limit, offset=offset)
+    page = authz.repository(session, principal).districts(limit=limit, offset=offset)
     items = [schemas.district_out(r) for r in page.items]
     return schemas.DistrictPage(items=items, total=page.total, limit=limit, offset=offset)
 
@@ -36,7 +35,7 @@ def list_districts(
 )
 def get_district(external_id: str, principal: Reader, session: SessionDep) -> schemas.DistrictOut:
     """The district with this external id."""
-    row = TenantRepository(session, principal.org_id).get("districts", external_id)
+    row = authz.repository(session, principal).get("districts", external_id)
     return schemas.district_out(row)
 
 
@@ -49,8 +48,6 @@ def list_teams(
     offset: Offset = 0,
 ) -> schemas.TeamPage:
     """Teams ordered by external id, optionally of one district."""
-    page = TenantRepository(session, principal.org_id).teams(
-        limit=limit, offset=offset, district=district
-    )
+    page = authz.repository(session, principal).teams(limit=limit, offset=offset, district=district)
     items = [schemas.team_out(r) for r in page.items]
     return schemas.TeamPage(items=items, total=page.total, limit=limit, offset=offset)

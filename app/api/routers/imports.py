@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from app.api import authz
 from app.api.deps import SessionDep, Writer
 from app.api.errors import ErrorBody
 from app.api.idempotency import IdempotencyKeyHeader, run_idempotent
@@ -76,6 +77,8 @@ def import_care_records(
     is 422 with one entry per bad field (`path` such as `visits[3].windows[0].end`) and nothing of
     the batch is stored.
     """
+
+    authz.ensure_org_wide(principal)
 
     def work() -> ImportReport:
         result = importing.import_batch(session, principal.org_id, batch)

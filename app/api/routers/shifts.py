@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.api import schemas
+from app.api import authz, schemas
 from app.api.deps import Reader, SessionDep
 from app.api.routers._items import (
     READ_ERRORS,
@@ -21,7 +21,6 @@ from app.api.routers._items import (
 )
 from app.api.routing import StrictJSONRoute
 from app.store.inputs import ShiftIn
-from app.store.repositories import TenantRepository
 
 router = APIRouter(prefix="/v1/shifts", tags=["shifts"], route_class=StrictJSONRoute)
 
@@ -39,7 +38,7 @@ def list_shifts(
     offset: Offset = 0,
 ) -> schemas.ShiftPage:
     """Shifts ordered by date and start, filtered by the staff member's district and by date."""
-    page = TenantRepository(session, principal.org_id).shifts(
+    page = authz.repository(session, principal).shifts(
         limit=limit,
         offset=offset,
         district=district,

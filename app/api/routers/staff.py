@@ -6,12 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.api import schemas
+from app.api import authz, schemas
 from app.api.deps import Reader, SessionDep
 from app.api.routers._items import READ_ERRORS, DistrictFilter, Limit, Offset, add_item_routes
 from app.api.routing import StrictJSONRoute
 from app.store.inputs import StaffIn
-from app.store.repositories import TenantRepository
 
 router = APIRouter(prefix="/v1/staff", tags=["staff"], route_class=StrictJSONRoute)
 
@@ -26,7 +25,7 @@ def list_staff(
     offset: Offset = 0,
 ) -> schemas.StaffPage:
     """Staff ordered by external id, optionally of one district or team."""
-    page = TenantRepository(session, principal.org_id).staff(
+    page = authz.repository(session, principal).staff(
         limit=limit, offset=offset, district=district, team=team
     )
     items = [schemas.staff_out(r) for r in page.items]

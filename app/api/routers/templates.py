@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api import schemas
+from app.api import authz, schemas
 from app.api.deps import Reader, SessionDep, Writer
 from app.api.idempotency import IdempotencyKeyHeader, run_idempotent
 from app.api.routers._items import (
@@ -24,7 +24,6 @@ from app.api.routing import StrictJSONRoute
 from app.store import audit
 from app.store import templates as tpl_store
 from app.store.inputs import VisitTemplateIn
-from app.store.repositories import TenantRepository
 
 router = APIRouter(
     prefix="/v1/visit-templates", tags=["visit-templates"], route_class=StrictJSONRoute
@@ -67,7 +66,7 @@ def list_visit_templates(
     offset: Offset = 0,
 ) -> schemas.VisitTemplatePage:
     """Templates ordered by external id."""
-    page = TenantRepository(session, principal.org_id).templates(
+    page = authz.repository(session, principal).templates(
         limit=limit, offset=offset, district=district, client=client
     )
     items = [schemas.template_out(r) for r in page.items]
@@ -89,6 +88,7 @@ def expand_visit_templates(
 ) -> ExpandReport | JSONResponse:
     """Idempotent: the visit of template `T` on date `D` gets external id `T@D`, so expanding the
     same range again creates nothing, and visits changed or cancelled since are left alone."""
+    authz.ensure_org_wide(principal)
 
     def work() -> ExpandReport:
         result = tpl_store.expand(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.api import schemas
+from app.api import authz, schemas
 from app.api.deps import Reader, SessionDep
 from app.api.routers._items import (
     READ_ERRORS,
@@ -22,7 +22,6 @@ from app.api.routers._items import (
 from app.api.routing import StrictJSONRoute
 from app.store.inputs import VisitIn
 from app.store.models import VisitStatus
-from app.store.repositories import TenantRepository
 
 router = APIRouter(prefix="/v1/visits", tags=["visits"], route_class=StrictJSONRoute)
 
@@ -41,7 +40,7 @@ def list_visits(
     offset: Offset = 0,
 ) -> schemas.VisitPage:
     """Visits ordered by date and external id, filtered by the client's district, date, status."""
-    page = TenantRepository(session, principal.org_id).visits(
+    page = authz.repository(session, principal).visits(
         limit=limit,
         offset=offset,
         district=district,
