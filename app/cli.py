@@ -1,4 +1,4 @@
-"""Command line: ``python -m app serve|migrate|create-org|create-api-key``.
+"""Command line: ``python -m app serve|worker|migrate|create-org|create-api-key|create-admin``.
 
 Secrets are printed once to stdout and never logged.
 """
@@ -10,8 +10,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from app.logging_setup import configure_logging
 from app.settings import Settings, load_settings
-from app.store import migrate, tenants
+from app.store import migrate, tenants, users
 from app.store.db import make_engine, make_sessionmaker
 from app.store.models import Role
 
@@ -69,6 +70,31 @@ def cmd_create_api_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_create_admin(args: argparse.Namespace) -> int:
+    """Create an admin user who signs in with email and password; print a generated password once.
+
+    The password is read from stdin when ``--password-stdin`` is given (first line), else generated.
+    """
+    settings = load_settings(dev_mode=True) if args.dev else load_settings()
+    generated = not args.password_stdin
+    password = users.generate_password() if generated else sys.stdin.readline().rstrip("\r\n")
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine).begin() as session:
+            tenants.get_organisation(session, args.org)
+            user = users.create_user(
+                session, args.org, email=args.email, role=Role.ADMIN, password=password
+            )
+            user_id = user.id
+    finally:
+        engine.dispose()
+    print(f"admin user {user_id} created in organisation {args.org}")
+    if generated:
+        print("password (shown once, store it now):")
+        print(password)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Migrate, optionally seed the demo organisation, then serve HTTP with uvicorn."""
     import uvicorn
@@ -88,7 +114,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"demo API key (also in {demo.key_file}):")
         print(demo.api_key)
         print(f"open http://{settings.host}:{settings.port}/docs")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    configure_logging(settings.log_level)
+    # uvicorn's access log prints raw paths and query strings (external ids, search terms); the
+    # app writes its own access line with the route template instead.
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Migrate, then run solve jobs from the procrastinate queue until SIGTERM."""
+    import asyncio
+
+    from app.jobs.worker import run_worker
+
+    overrides: dict[str, object] = {"job_backend": "procrastinate"}
+    if args.concurrency is not None:
+        overrides["planning_workers"] = args.concurrency
+    if args.dev:
+        overrides["dev_mode"] = True
+    settings = load_settings(**overrides)
+    _migrate(settings)
+    asyncio.run(run_worker(settings))
     return 0
 
 
@@ -102,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(func=cmd_serve)
+
+    work = sub.add_parser("worker", help="run solve jobs from the queue (PostgreSQL)")
+    work.add_argument(
+        "--concurrency", type=int, default=None, help="jobs at once (default PLANNING_WORKERS)"
+    )
+    work.add_argument("--dev", action="store_true", help="allow the default dev secret")
+    work.set_defaults(func=cmd_worker)
 
     mig = sub.add_parser("migrate", help="run alembic upgrade head")
     mig.add_argument("--dev", action="store_true", help="allow the default dev secret")
@@ -120,13 +179,25 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--scopes", nargs="*", default=None, choices=list(tenants.SCOPES))
     key.add_argument("--dev", action="store_true", help="allow the default dev secret")
     key.set_defaults(func=cmd_create_api_key)
+
+    admin = sub.add_parser("create-admin", help="create an admin user (email + password sign-in)")
+    admin.add_argument("--org", type=int, required=True, help="organisation id")
+    admin.add_argument("--email", required=True)
+    admin.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from stdin (else one is generated and printed once)",
+    )
+    admin.add_argument("--dev", action="store_true", help="allow the default dev secret")
+    admin.set_defaults(func=cmd_create_admin)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    if args.command != "serve":
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     status: int = args.func(args)
     return status
 

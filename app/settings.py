@@ -7,7 +7,7 @@ Every knob the service has lives here; nothing else reads ``os.environ``. Build 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -56,6 +56,14 @@ class Settings(DatabaseSettings):
     planning_workers: Annotated[int, Field(ge=1, le=64)] = 1
     #: Longest ``?wait=`` a plan request may block before it answers with the job.
     plan_wait_max_s: Annotated[float, Field(ge=0, le=600)] = 60.0
+    #: Re-plans leave stops starting within this many minutes of ``now`` as they are.
+    replan_freeze_minutes: Annotated[int, Field(ge=0, le=720)] = 20
+    #: Solver seconds of one re-plan (it solves only the open part of the day).
+    replan_time_limit_s: Annotated[float, Field(gt=0, le=600)] = 2.0
+    #: Webhook deliveries: request timeout, how often the loop looks for due ones, attempts.
+    webhook_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    webhook_poll_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    webhook_max_attempts: Annotated[int, Field(ge=1, le=20)] = 8
     #: A running job writes a heartbeat this often; one silent for ``job_stale_s`` is lost.
     job_heartbeat_s: Annotated[float, Field(gt=0, le=300)] = 5.0
     job_stale_s: Annotated[float, Field(gt=0)] = 60.0
@@ -63,6 +71,13 @@ class Settings(DatabaseSettings):
     job_max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
     #: Hard wall-clock limit of one job in the worker (the solver's own limit comes first).
     job_timeout_s: Annotated[float, Field(gt=0)] = 600.0
+    #: Where solve jobs run: in the API process (embedded default) or on procrastinate workers
+    #: (``python -m app worker``; PostgreSQL only, the queue lives in the same database).
+    job_backend: Literal["inprocess", "procrastinate"] = "inprocess"
+    #: How often a queue worker looks for lost jobs (stale heartbeat) and undelivered ones.
+    worker_reap_s: Annotated[float, Field(gt=0, le=3600)] = 15.0
+    #: On SIGTERM a worker waits this long for running jobs before stopping them (re-queued).
+    worker_shutdown_s: Annotated[float, Field(ge=0, le=3600)] = 30.0
     max_body_bytes: Annotated[int, Field(ge=1024)] = 10 * 1024 * 1024
     dev_mode: bool = False
     secret_key: SecretStr = SecretStr(DEV_SECRET)
@@ -103,6 +118,13 @@ class Settings(DatabaseSettings):
                 "SECRET_KEY must be set to a random value of at least 32 characters "
                 "outside dev mode (set DEV_MODE=true for local development)"
             )
+            raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _queue_needs_postgresql(self) -> Settings:
+        if self.job_backend == "procrastinate" and not self.database_url.startswith("postgresql"):
+            msg = "JOB_BACKEND=procrastinate needs a PostgreSQL DATABASE_URL"
             raise ValueError(msg)
         return self
 

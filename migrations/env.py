@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 
 from app.settings import DatabaseSettings
 from app.store.db import make_engine
+from app.store.migrate import include_object
 from app.store.models import Base, UTCDateTime
 
 config = context.config
@@ -34,6 +35,7 @@ def _run(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         render_item=_render_item,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

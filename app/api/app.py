@@ -7,10 +7,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
 from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.api import errors, metrics, ratelimit
 from app.api.middleware import BodySizeLimit, RequestContext
 from app.api.routers import ROUTERS
+from app.jobs.backend import JobBackend
 from app.jobs.runner import InProcessBackend
 from app.planning.pool import get_pool
 from app.settings import Settings
@@ -81,11 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
-    jobs = InProcessBackend(
-        app.state.sessionmaker,
-        settings,
-        lambda: get_pool(settings.region_file, settings.osm_cache_dir, settings.planning_workers),
-    )
+    jobs = _job_backend(settings, app.state.sessionmaker)
     app.state.jobs = jobs
     app.state.rate_limiter = limiter
     errors.install(app)
@@ -104,6 +102,19 @@ def create_app(settings: Settings) -> FastAPI:
         include_in_schema=False,
     )
     return app
+
+
+def _job_backend(settings: Settings, factory: sessionmaker[Session]) -> JobBackend:
+    """The configured job backend: in this process (default) or on procrastinate workers."""
+    if settings.job_backend == "procrastinate":
+        from app.jobs.queue_procrastinate import ProcrastinateBackend
+
+        return ProcrastinateBackend(factory, settings)
+    return InProcessBackend(
+        factory,
+        settings,
+        lambda: get_pool(settings.region_file, settings.osm_cache_dir, settings.planning_workers),
+    )
 
 
 def _metrics_endpoint() -> Response:

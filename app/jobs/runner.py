@@ -107,16 +107,26 @@ class InProcessBackend(JobBackend):
         while True:
             job_id = await self._queue.get()
             try:
-                await self._run(job_id)
-            except Exception as exc:  # keep consuming whatever one job did
-                log.exception("job %s: runner error", job_id)
-                why = f"internal error ({type(exc).__name__})"
-                await asyncio.to_thread(service.fail_job, self.factory, job_id, why)
+                await self.run_one(job_id)
             finally:
-                self._running.pop(job_id, None)
-                self._stopped.pop(job_id, None)
-                self._done.setdefault(job_id, asyncio.Event()).set()
                 self._queue.task_done()
+
+    async def run_one(self, job_id: str) -> None:
+        """Run one queued job to its end here (also what a queue worker's task calls)."""
+        try:
+            await self._run(job_id)
+        except Exception as exc:  # keep running whatever one job did
+            log.exception("job %s: runner error", job_id)
+            why = f"internal error ({type(exc).__name__})"
+            await asyncio.to_thread(service.fail_job, self.factory, job_id, why)
+        finally:
+            self._running.pop(job_id, None)
+            self._stopped.pop(job_id, None)
+            self._done.setdefault(job_id, asyncio.Event()).set()
+
+    async def _run_again(self, job_id: str) -> None:
+        """Hand a re-queued job (its worker process was lost) back to whoever runs jobs."""
+        self._queue.put_nowait(job_id)
 
     async def _run(self, job_id: str) -> None:
         started = await asyncio.to_thread(service.start_job, self.factory, job_id)
@@ -151,7 +161,7 @@ class InProcessBackend(JobBackend):
             return wrapped.result()
         except BrokenProcessPool:
             if await asyncio.to_thread(self._after_kill, job_id):
-                self._queue.put_nowait(job_id)
+                await self._run_again(job_id)
             return None
         except Exception as exc:  # the computation failed: the reason goes on the job
             msg = f"{type(exc).__name__}: {exc}"

@@ -17,6 +17,17 @@ def alembic_config() -> Config:
     return cfg
 
 
+#: Prefix of the queue library's own tables (procrastinate, created by migration 0003, not models).
+QUEUE_PREFIX = "procrastinate"
+
+
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Whether Alembic compares an object with the models: not the queue library's own tables."""
+    return not (type_ == "table" and reflected and (name or "").startswith(QUEUE_PREFIX))
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database behind ``engine`` up to ``revision`` (default: the newest)."""
     with engine.begin() as conn:
