@@ -27,7 +27,9 @@ def test_upgrade_from_empty_matches_models_and_downgrades_to_base(
         assert {t.name for t in Base.metadata.sorted_tables} <= tables
 
         with engine.connect() as conn:
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": migrate.include_object})
+            ctx = MigrationContext.configure(
+                conn, opts={"compare_type": True, "include_object": migrate.include_object}
+            )
             diff = compare_metadata(ctx, Base.metadata)
         assert diff == []
 
