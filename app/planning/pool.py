@@ -20,8 +20,10 @@ import atexit
 import logging
 import multiprocessing
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 from app.planning.compute import PlanResult, compute_plan
 from app.planning.inputs import PlanInput, PlanOptions
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _regions: dict[tuple[Path, Path], Region] = {}
 _pools: dict[tuple[Path, Path, int], SolverPool] = {}
+
+T = TypeVar("T")
 
 #: The region of a worker process, loaded by :func:`_init_worker`.
 _worker_region: Region | None = None
@@ -68,6 +72,13 @@ def _compute_in_worker(inp: PlanInput, options: PlanOptions) -> PlanResult:
     return compute_plan(inp, _worker_region, options)
 
 
+def _call_in_worker(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    if _worker_region is None:  # pragma: no cover - the initializer always runs first
+        msg = "worker region not loaded"
+        raise RuntimeError(msg)
+    return fn(_worker_region, *args)
+
+
 def _context() -> multiprocessing.context.BaseContext:
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
@@ -98,6 +109,14 @@ class SolverPool:
         """Start computing ``inp`` in a worker process."""
         with self._lock:
             return self._executor.submit(_compute_in_worker, inp, options)
+
+    def run(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Call ``fn(region, *args)`` in a worker process (``fn`` must be a module-level function).
+
+        Re-plans use it: their input is plain data, the worker holds the region.
+        """
+        with self._lock:
+            return self._executor.submit(_call_in_worker, fn, args)
 
     def kill(self) -> None:
         """Terminate every worker (stopping whatever they compute) and start a fresh pool.
