@@ -21,7 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import errors as e
@@ -161,6 +161,15 @@ async def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(409, "conflict", "the change conflicts with a concurrent change; retry")
 
 
+async def _data_error(_request: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value the schema let through (a NUL character in a text, a number
+    # beyond the column's range): the caller's input, so a 422, never a 500.
+    log.warning("data error mapped to 422: %s", type(exc).__name__)
+    return error_response(
+        422, "invalid_input", "a value cannot be stored (out of range or a NUL character)"
+    )
+
+
 async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
     log.error("database error: %s", type(exc).__name__)
     return error_response(
@@ -182,5 +191,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)

@@ -105,6 +105,7 @@ class RequestContext:
             access_log.info(
                 "request",
                 extra={
+                    "request_id": rid,
                     "method": scope["method"],
                     "route": route_template(scope),
                     "status": status,

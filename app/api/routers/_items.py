@@ -24,6 +24,9 @@ Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
 DistrictFilter = Annotated[
     str | None, Query(description="Only rows of this district (its external_id).")
 ]
+#: An integer row id in a path (plans, API keys, users): bounded to the 32-bit column range so an
+#: absurd id is a 422, not a database overflow.
+RowId = Annotated[int, Path(ge=1, le=2_147_483_647)]
 DateQ = Annotated[dt.date | None, Query(description="Only this date.")]
 DateFromQ = Annotated[dt.date | None, Query(description="Only on or after this date.")]
 DateToQ = Annotated[dt.date | None, Query(description="Only on or before this date.")]

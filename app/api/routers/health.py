@@ -29,17 +29,28 @@ def healthz() -> Health:
 
 @router.get(
     "/readyz",
-    summary="Readiness: the database answers",
+    summary="Readiness: the database answers and the region is loaded",
     response_model=Health,
     responses={503: {"model": Health, "description": "A dependency is unavailable."}},
 )
 def readyz(request: Request) -> Health | JSONResponse:
-    """``ok`` when the database answers a trivial query, else 503."""
+    """``ok`` when the database answers a trivial query (and the region is loaded), else 503.
+
+    The region check appears when the app sets ``app.state.region_ready`` (a bool or a
+    callable returning one), e.g. while a start-up warm-up loads the road graphs.
+    """
     engine: Engine = request.app.state.engine
+    checks = {"database": "ok"}
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception:  # any failure means "not ready"
-        body = Health(status="unavailable", checks={"database": "unreachable"})
+        checks["database"] = "unreachable"
+    region_ready = getattr(request.app.state, "region_ready", None)
+    if region_ready is not None:
+        ready = region_ready() if callable(region_ready) else bool(region_ready)
+        checks["region"] = "ok" if ready else "loading"
+    if any(v != "ok" for v in checks.values()):
+        body = Health(status="unavailable", checks=checks)
         return JSONResponse(body.model_dump(), status_code=503)
-    return Health(status="ok", checks={"database": "ok"})
+    return Health(status="ok", checks=checks)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.api.deps import Admin, Reader, SessionDep
-from app.api.routers._items import AUTH_ERRORS, ITEM_ERRORS, WRITE_ERRORS
+from app.api.routers._items import AUTH_ERRORS, ITEM_ERRORS, WRITE_ERRORS, RowId
 from app.api.routing import StrictJSONRoute
 from app.store import audit, tenants
 from app.store.inputs import Code
@@ -218,7 +218,7 @@ def create_api_key(body: ApiKeyCreate, principal: Admin, session: SessionDep) ->
     response_class=Response,
     responses=ITEM_ERRORS,
 )
-def revoke_api_key(key_id: int, principal: Admin, session: SessionDep) -> Response:
+def revoke_api_key(key_id: RowId, principal: Admin, session: SessionDep) -> Response:
     """Admin only. Idempotent; the key stops working at once."""
     tenants.revoke_api_key(session, principal.org_id, key_id)
     audit.record(

@@ -37,6 +37,7 @@ from app.api.routers._items import (
     DistrictFilter,
     Limit,
     Offset,
+    RowId,
     date_filter,
 )
 from app.api.routing import StrictJSONRoute
@@ -191,7 +192,7 @@ def list_plans(
     response_model=PlanDetailOut,
     responses=ITEM_ERRORS,
 )
-def get_plan(plan_id: int, principal: Reader, session: SessionDep) -> PlanDetailOut:
+def get_plan(plan_id: RowId, principal: Reader, session: SessionDep) -> PlanDetailOut:
     """A plan version with its routes, unassigned visits (with reasons) and figures."""
     return plan_detail(_plan_row(session, principal, plan_id))
 
@@ -202,7 +203,7 @@ def get_plan(plan_id: int, principal: Reader, session: SessionDep) -> PlanDetail
     response_model=UnassignedList,
     responses=ITEM_ERRORS,
 )
-def get_plan_unassigned(plan_id: int, principal: Reader, session: SessionDep) -> UnassignedList:
+def get_plan_unassigned(plan_id: RowId, principal: Reader, session: SessionDep) -> UnassignedList:
     """Every visit left out of the plan: visit and client external id, reason code, sentence."""
     row = _plan_row(session, principal, plan_id)
     items = unassigned_out(row.obj.unassigned)
@@ -220,7 +221,7 @@ def get_plan_unassigned(plan_id: int, principal: Reader, session: SessionDep) ->
         200: {"content": {"application/geo+json": {}}, "description": "A FeatureCollection."},
     },
 )
-def get_plan_geojson(plan_id: int, principal: Reader, session: SessionDep) -> JSONResponse:
+def get_plan_geojson(plan_id: RowId, principal: Reader, session: SessionDep) -> JSONResponse:
     """A LineString per route along the roads and a Point per stop (ids and times only)."""
     _plan_row(session, principal, plan_id)
     plan, _ = views.plan_with_geometry(session, principal.org_id, plan_id)

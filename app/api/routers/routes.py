@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 
 from app.api import authz
-from app.api.deps import Reader, SessionDep
+from app.api.deps import RouteReader, SessionDep
 from app.api.plan_schemas import CarerRouteOut
 from app.api.routers._items import ITEM_ERRORS
 from app.api.routing import StrictJSONRoute
@@ -30,7 +30,7 @@ router = APIRouter(prefix="/v1/staff", tags=["routes"], route_class=StrictJSONRo
 )
 def get_staff_route(
     external_id: Annotated[str, Path(min_length=1, max_length=100)],
-    principal: Reader,
+    principal: RouteReader,
     session: SessionDep,
     date: Annotated[dt.date, Query(description="The day.")],
     if_none_match: Annotated[str | None, Header()] = None,

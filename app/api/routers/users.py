@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import Admin, Principal, SessionDep
 from app.api.errors import ErrorBody
-from app.api.routers._items import AUTH_ERRORS, ITEM_ERRORS, WRITE_ERRORS
+from app.api.routers._items import AUTH_ERRORS, ITEM_ERRORS, WRITE_ERRORS, RowId
 from app.api.routing import StrictJSONRoute
 from app.store import audit, users
 from app.store.models import Role
@@ -130,7 +130,7 @@ def create_user(body: UserCreate, principal: Admin, session: SessionDep) -> User
 
 
 @router.get("/{user_id}", summary="Get a user", response_model=UserOut, responses=ITEM_ERRORS)
-def get_user(user_id: int, principal: Admin, session: SessionDep) -> UserOut:
+def get_user(user_id: RowId, principal: Admin, session: SessionDep) -> UserOut:
     """Admin only."""
     return _out(users.view(session, users.get_user(session, principal.org_id, user_id)))
 
@@ -141,7 +141,7 @@ def get_user(user_id: int, principal: Admin, session: SessionDep) -> UserOut:
     response_model=UserOut,
     responses=ITEM_ERRORS,
 )
-def disable_user(user_id: int, principal: Admin, session: SessionDep) -> UserOut:
+def disable_user(user_id: RowId, principal: Admin, session: SessionDep) -> UserOut:
     """Admin only. Idempotent; the user's tokens stop working at once."""
     user = users.set_disabled(session, principal.org_id, user_id, disabled=True)
     _audit(session, principal, "disable", user_id)
@@ -154,7 +154,7 @@ def disable_user(user_id: int, principal: Admin, session: SessionDep) -> UserOut
     response_model=UserOut,
     responses=ITEM_ERRORS,
 )
-def enable_user(user_id: int, principal: Admin, session: SessionDep) -> UserOut:
+def enable_user(user_id: RowId, principal: Admin, session: SessionDep) -> UserOut:
     """Admin only. Idempotent."""
     user = users.set_disabled(session, principal.org_id, user_id, disabled=False)
     _audit(session, principal, "enable", user_id)
@@ -168,7 +168,7 @@ def enable_user(user_id: int, principal: Admin, session: SessionDep) -> UserOut:
     responses=WRITE_ERRORS,  # type: ignore[arg-type]
 )
 def set_districts(
-    user_id: int, body: DistrictsIn, principal: Admin, session: SessionDep
+    user_id: RowId, body: DistrictsIn, principal: Admin, session: SessionDep
 ) -> UserOut:
     """Admin only. Replaces the list; unknown districts are refused (422)."""
     user = users.set_districts(session, principal.org_id, user_id, body.districts)
@@ -182,7 +182,7 @@ def set_districts(
     response_model=UserOut,
     responses=WRITE_ERRORS,  # type: ignore[arg-type]
 )
-def set_staff(user_id: int, body: StaffLinkIn, principal: Admin, session: SessionDep) -> UserOut:
+def set_staff(user_id: RowId, body: StaffLinkIn, principal: Admin, session: SessionDep) -> UserOut:
     """Admin only. The nurse then reads exactly that staff member's route."""
     user = users.set_staff(session, principal.org_id, user_id, body.staff)
     _audit(session, principal, "set_staff", user_id)
