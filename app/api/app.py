@@ -14,6 +14,7 @@ from app.api.middleware import BodySizeLimit, RequestContext
 from app.api.routers import ROUTERS
 from app.jobs.backend import JobBackend
 from app.jobs.runner import InProcessBackend
+from app.notify.delivery import DeliveryLoop
 from app.planning.pool import get_pool
 from app.settings import Settings
 from app.store.db import make_engine, make_sessionmaker
@@ -46,6 +47,7 @@ TAGS = [
     {"name": "routes", "description": "A carer's work list for a day (the nurses' app)."},
     {"name": "region", "description": "The road network and address index plans use."},
     {"name": "organisation", "description": "Tenant settings, competence list and API keys."},
+    {"name": "webhooks", "description": "Plan-changed notifications to vendors' endpoints."},
     {"name": "auth", "description": "Sign-in tokens for people."},
     {"name": "users", "description": "People who sign in, their roles and reach (admin only)."},
     {"name": "health", "description": "Liveness and readiness probes."},
@@ -65,7 +67,9 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await jobs.start()  # recovers jobs a crashed process left running
+        await webhooks.start()
         yield
+        await webhooks.stop()
         await jobs.stop()
         limiter.close()
         engine.dispose()
@@ -85,6 +89,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.sessionmaker = make_sessionmaker(engine)
     jobs = _job_backend(settings, app.state.sessionmaker)
     app.state.jobs = jobs
+    webhooks = DeliveryLoop(app.state.sessionmaker, settings)
+    app.state.webhooks = webhooks
     app.state.rate_limiter = limiter
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

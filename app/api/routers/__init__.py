@@ -21,6 +21,7 @@ from app.api.routers import (
     templates,
     users,
     visits,
+    webhooks,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -36,6 +37,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     plans.router,
     plans.districts_router,
     events.router,
+    webhooks.router,
     jobs.router,
     routes.router,
     organisation.router,
