@@ -204,6 +204,13 @@ def build_world(client: TestClient, engine: Engine, settings: Settings) -> World
         )
         ids["A"]["user_id"] = planner.id
         ids["B"]["user_id"] = planner.id
+    if "/v1/webhooks" in client.app.openapi()["paths"]:  # type: ignore[attr-defined]
+        hook = client.post(
+            "/v1/webhooks", json={"url": "https://t1leak-a.example/hook"}, headers=t1.headers
+        )
+        assert hook.status_code == 201, hook.text
+        for d in ("A", "B"):
+            ids[d]["subscription_id"] = hook.json()["id"]
     return world
 
 

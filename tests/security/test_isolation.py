@@ -59,6 +59,7 @@ PATH_VALUES: dict[str, Callable[[World, str], Any]] = {
     "district": lambda w, d: w.ids[d]["district"],
     "user_id": lambda w, d: w.ids[d]["user_id"],
     "key_id": lambda w, d: w.spare_key_id,
+    "subscription_id": lambda w, d: w.ids[d]["subscription_id"],
 }
 
 #: Required query parameters by name.
@@ -126,6 +127,11 @@ BODIES: dict[tuple[str, str], Callable[[str], Any]] = {
     ("PUT", "/v1/users/{user_id}/staff"): lambda d: {"staff": f"S-{d}1"},
     ("POST", "/v1/plans"): lambda d: {"district": f"d{d}", "date": DAY},
     ("POST", "/v1/clients/geocode"): lambda d: {"district": f"d{d}"},
+    ("POST", "/v1/webhooks"): lambda d: {"url": "https://neutral.example/hook"},
+    ("POST", "/v1/plans/{plan_id}/events"): lambda d: {
+        "events": [{"kind": "visit_cancelled", "visit": f"V-{d}"}],
+        "based_on_version": 1,
+    },
 }
 
 #: Upserts by external id act in the caller's own tenant: another tenant's PUT of ``C-A`` would

@@ -21,7 +21,7 @@ from app.api import authz
 from app.api.deps import Planner, Principal, SessionDep, SettingsDep
 from app.api.errors import ErrorBody, error_response
 from app.api.plan_schemas import PlanDetailOut
-from app.api.routers._items import ITEM_ERRORS
+from app.api.routers._items import ITEM_ERRORS, RowId
 from app.api.routers.plans import plan_detail
 from app.api.routing import StrictJSONRoute
 from app.errors import ErrorDetail, InvalidInput
@@ -254,7 +254,7 @@ def _store(
     },
 )
 async def post_plan_events(
-    plan_id: int,
+    plan_id: RowId,
     body: EventsRequest,
     request: Request,
     principal: Planner,
