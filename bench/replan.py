@@ -46,6 +46,7 @@ from app.routing import load_region
 from app.scheduling import solve, validate
 from app.scheduling.model import Plan, Problem, SolveOptions, StopKind, TimeWindow, Visit
 from app.scheduling.sample import district_points, generate_district, to_problem
+from bench.district import _routable
 
 ROOT = Path(__file__).resolve().parents[1]
 H = 3600
@@ -159,11 +160,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--visits", type=int, default=300)
     ap.add_argument("--staff", type=int, default=25)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--time-limit", type=float, default=2.0, help="re-plan solver seconds")
+    ap.add_argument("--time-limit", type=float, default=1.2, help="re-plan solver seconds")
     ap.add_argument("--base-time-limit", type=float, default=None, help="day plan seconds")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--stability", type=int, default=DEFAULT_STABILITY_PENALTY_S)
     ap.add_argument("--freeze", type=int, default=DEFAULT_FREEZE_S)
+    ap.add_argument(
+        "--no-warm-start", action="store_true", help="re-plan without the current routes"
+    )
     ap.add_argument("--cache-dir", type=Path, default=ROOT / "osm_cache")
     args = ap.parse_args(argv)
     base_limit = args.base_time_limit or max(3.0, 0.02 * args.visits)
@@ -172,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.osm, modes=(TravelMode.DRIVE, TravelMode.BIKE), cache_dir=args.cache_dir
     )
     district = generate_district(
-        region.addresses, visits=args.visits, staff=args.staff, seed=args.seed
+        _routable(region, region.addresses), visits=args.visits, staff=args.staff, seed=args.seed
     )
     points = district_points(district)
     matrices = {m.value: region.matrix(m, points) for m in (TravelMode.DRIVE, TravelMode.BIKE)}
@@ -206,14 +210,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         if carer is not None:
             touched.add(carer)
         t0 = time.perf_counter()
-        result = replan(problem, plan, [event], now=now, freeze_s=args.freeze, options=replan_opts)
+        result = replan(
+            problem,
+            plan,
+            [event],
+            now=now,
+            freeze_s=args.freeze,
+            options=replan_opts,
+            warm_start=not args.no_warm_start,
+        )
         latency = time.perf_counter() - t0
 
         inp = prepare_replan(problem, plan, [event], now=now, freeze_s=args.freeze)
         # From scratch: the same frozen prefixes, but no current carers, no stability and the
         # solver's own schedule. (solve() on the full problem with Problem.fixed raised
         # FixedStopConflict here, so the open part is solved instead.)
-        scratch = replace(inp.open_problem, current_assignment={})
+        scratch = replace(
+            inp.open_problem,
+            current_assignment={},
+            initial_routes={},
+            previously_unassigned=frozenset(),
+        )
         _, full_plan = assemble(inp, plan, solve(scratch, full_opts), keep_old_times=False)
         full_diff = replan_diff.diff_plans(plan, full_plan)
 

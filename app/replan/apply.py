@@ -213,14 +213,25 @@ def prepare_replan(
         current_assignment=current,
         fixed=freeze.fixed,
     )
+    open_current = {
+        vid: sid for vid, sid in current.items() if vid in open_visits and sid in open_shifts
+    }
+    # Warm start: each open shift's remaining visits in their current order.
+    initial = {
+        route.shift_id: tuple(v for v in route.visit_ids if open_current.get(v) == route.shift_id)
+        for route in plan.routes
+        if route.shift_id in open_shifts
+    }
     open_problem = replace(
         problem,
         visits=tuple(open_visits.values()),
         shifts=tuple(open_shifts.values()),
-        current_assignment={
-            vid: sid for vid, sid in current.items() if vid in open_visits and sid in open_shifts
-        },
+        current_assignment=open_current,
         fixed=(),
+        initial_routes={sid: vids for sid, vids in initial.items() if vids},
+        previously_unassigned=frozenset(
+            u.visit_id for u in plan.unassigned if u.visit_id in open_visits
+        ),
     )
     return ReplanInput(
         problem=full_problem,

@@ -61,6 +61,7 @@ def replan(
     freeze_s: int = DEFAULT_FREEZE_S,
     options: SolveOptions | None = None,
     start_threshold_s: int = DEFAULT_START_THRESHOLD_S,
+    warm_start: bool = True,
 ) -> ReplanResult:
     """Repair ``plan`` after ``events``, moving only what has to move.
 
@@ -82,6 +83,10 @@ def replan(
         :data:`DEFAULT_STABILITY_PENALTY_S` (a re-plan always prefers keeping carers).
     start_threshold_s
         Start moves above this count as mutations in the diff (default 1 hour).
+    warm_start
+        Start the solver from the current routes and rank visits the current plan left
+        unassigned below planned ones (the default; False re-decides everything, for
+        comparisons).
 
     Returns
     -------
@@ -101,6 +106,9 @@ def replan(
     if opts.stability_penalty_s <= 0:
         opts = replace(opts, stability_penalty_s=DEFAULT_STABILITY_PENALTY_S)
     inp = prepare_replan(problem, plan, events, now=now, freeze_s=freeze_s)
+    if not warm_start:
+        cold = replace(inp.open_problem, initial_routes={}, previously_unassigned=frozenset())
+        inp = replace(inp, open_problem=cold)
     if inp.open_problem.visits and inp.open_problem.shifts:
         open_plan = scheduling.solve(inp.open_problem, opts)
     else:

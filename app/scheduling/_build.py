@@ -5,7 +5,11 @@ Mapping (see docs/decisions/scheduling-*.md):
 - one VROOM *job* per carer a visit needs (a double-staffed visit becomes two jobs, "copies");
   a job's VROOM time windows are windows on the *start* of service, so a model window
   ``[start, end]`` becomes ``[start, end - duration]``; mandatory visits get priority 100,
-  optional ones 0, and VROOM compares the priority sum before anything else;
+  optional ones 1, and VROOM compares the priority sum before anything else; a visit the current
+  plan left unassigned (``Problem.previously_unassigned``) ranks one lower (99 / 0), so a
+  re-plan never swaps a planned visit out for it one-for-one;
+- a warm start (``Problem.initial_routes``, or the previous coupling round) becomes each
+  vehicle's ``steps``: VROOM starts its search from these routes;
 - one VROOM *vehicle* per shift, with its working window, breaks, start/end, max visits, max
   travel time and capacity;
 - competences, hard allowed teams, pinned carers and the solver's own per-round restrictions
@@ -19,7 +23,7 @@ Mapping (see docs/decisions/scheduling-*.md):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,7 +37,7 @@ from app.scheduling.model import Priority, Problem, SolveOptions, TimeWindow
 #: Upper bound for a penalty so that travel + penalty stays far inside uint32.
 MAX_PENALTY_S = 1_000_000
 MANDATORY_PRIORITY = 100
-OPTIONAL_PRIORITY = 0
+OPTIONAL_PRIORITY = 1
 
 U32 = npt.NDArray[np.uint32]
 
@@ -120,7 +124,12 @@ def effective_allowed(problem: Problem, visit_index: int) -> frozenset[str] | No
     return allowed
 
 
-def build_input(problem: Problem, jobs: Sequence[JobSpec], options: SolveOptions) -> BuiltInput:
+def build_input(
+    problem: Problem,
+    jobs: Sequence[JobSpec],
+    options: SolveOptions,
+    initial: Mapping[int, Sequence[tuple[str, int]]] | None = None,
+) -> BuiltInput:
     """Build the VROOM input for ``jobs`` on all shifts of ``problem``.
 
     Parameters
@@ -131,6 +140,10 @@ def build_input(problem: Problem, jobs: Sequence[JobSpec], options: SolveOptions
         The jobs to offer; job id ``k`` in VROOM is ``jobs[k]``.
     options
         Penalties are read from here.
+    initial
+        Warm start: shift index -> steps in route order, ``("job", job id)`` or
+        ``("break", index into the shift's breaks)``, passed as the vehicle's ``steps``. The
+        caller makes sure each route is feasible (VROOM refuses an infeasible one).
 
     Returns
     -------
@@ -191,6 +204,8 @@ def build_input(problem: Problem, jobs: Sequence[JobSpec], options: SolveOptions
             excluded.add(j.not_shift)
             req.add(skills.get("not", j.not_shift))
         prio = MANDATORY_PRIORITY if v.priority is Priority.MANDATORY else OPTIONAL_PRIORITY
+        if v.id in problem.previously_unassigned:
+            prio -= 1
         extra = {"delivery": [v.demand]} if use_capacity else {}
         vroom_jobs.append(
             vroom.Job(
@@ -261,6 +276,15 @@ def build_input(problem: Problem, jobs: Sequence[JobSpec], options: SolveOptions
             kwargs["max_travel_time"] = s.max_travel_time
         if use_capacity:
             kwargs["capacity"] = [s.capacity if s.capacity is not None else total_demand]
+        if initial and initial.get(si):
+            kwargs["steps"] = [
+                vroom.VehicleStep("start"),
+                *(
+                    vroom.VehicleStep("single" if kind == "job" else "break", k)
+                    for kind, k in initial[si]
+                ),
+                vroom.VehicleStep("end"),
+            ]
         inp.add_vehicle(
             vroom.Vehicle(
                 si,

@@ -123,6 +123,8 @@ class SolveOptions:
     stability_penalty_s: int = 0
     #: Solve rounds used to synchronise double-staffed visits and keep dependency gaps (>= 1).
     coupling_rounds: int = 4
+    #: Seconds of post-optimisation (app.scheduling.improve) after VROOM; 0 = off.
+    improve_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +140,13 @@ class Problem:
     current_assignment: Mapping[str, str] = field(default_factory=dict)
     #: Re-planning: stops that must not move.
     fixed: tuple[FixedStop, ...] = ()
+    #: Re-planning warm start: shift id -> visit ids in the order of the current plan. VROOM
+    #: starts its search from these routes (visits that no longer fit are left out first).
+    initial_routes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Re-planning: visits the current plan left unassigned. They rank just below the planned
+    #: visits of the same priority, so a re-plan places them only where they fit without
+    #: pushing out a visit that is planned now.
+    previously_unassigned: frozenset[str] = frozenset()
 
 
 class StopKind(StrEnum):

@@ -14,6 +14,7 @@ Double-staffed visits and dependencies are not VROOM features; they are enforced
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -160,11 +161,20 @@ def solve(problem: Problem, options: SolveOptions | None = None) -> Plan:
     rounds = opts.coupling_rounds if couplings else 1
     deadline = t0 + opts.time_limit_s
     result = _RoundResult({}, {}, {})
+    # Warm start (re-planning): the current routes first, then each round's own result.
+    warm = bool(problem.initial_routes or problem.fixed)
+    seed = _initial_order(problem, index, shift_index, jobs) if warm else {}
     for r in range(rounds):
         left = max(deadline - time.perf_counter(), 0.05)
         budget = left * (0.5 if couplings and r == 0 else 1.0 / (rounds - r))
         keys = sorted(jobs)
-        result = _solve_round(problem, [jobs[k] for k in keys], opts, budget)
+        initial = _feasible_start(problem, jobs, keys, seed) if warm else {}
+        result = _solve_round(problem, [jobs[k] for k in keys], opts, budget, initial)
+        if warm:
+            seed = {
+                si: [keys[ref] for kind, ref, _t in st if kind is StopKind.VISIT]
+                for si, st in result.steps.items()
+            }
         result.placed = {_key_id(keys[k]): p for k, p in result.placed.items()}
         result.steps = {
             si: [(kind, ref if kind is StopKind.BREAK else keys[ref][0], st) for kind, ref, st in s]
@@ -176,6 +186,16 @@ def solve(problem: Problem, options: SolveOptions | None = None) -> Plan:
     routes = _repair(problem, result, hints)
     routes = _fill_gaps(problem, list(routes))
     plan_routes = tuple(r for r in routes if r.visit_ids)
+    if opts.improve_s > 0:  # optional post-optimisation; keeps the plan if nothing better
+        from app.scheduling.improve import improve_routes
+
+        plan_routes = improve_routes(
+            problem,
+            plan_routes,
+            opts.improve_s,
+            continuity_penalty_s=opts.continuity_penalty_s,
+            stability_penalty_s=opts.stability_penalty_s,
+        ).routes
     assigned = {vid for r in plan_routes for vid in r.visit_ids}
     unassigned = explain_unassigned(
         problem,
@@ -295,21 +315,205 @@ def _narrow_dependencies(
         del jobs[key]
 
 
+def _initial_order(
+    problem: Problem,
+    index: Mapping[str, int],
+    shift_index: Mapping[str, int],
+    jobs: Mapping[tuple[int, int], JobSpec],
+) -> dict[int, list[tuple[int, int]]]:
+    """The warm start as job keys per shift: ``Problem.initial_routes`` plus the fixed stops.
+
+    Each visit of a route takes its first copy that may go on that shift; a fixed stop whose
+    shift has no initial route starts that route (fixed stops in order of their start).
+    """
+    used: set[tuple[int, int]] = set()
+    out: dict[int, list[tuple[int, int]]] = {}
+
+    def take(vi: int, si: int) -> tuple[int, int] | None:
+        for c in range(problem.visits[vi].carers_required):
+            j = jobs.get((vi, c))
+            if j is None or (vi, c) in used or j.not_shift == si:
+                continue
+            if j.only_shift is not None and j.only_shift != si:
+                continue
+            used.add((vi, c))
+            return (vi, c)
+        return None
+
+    for sid, visit_ids in problem.initial_routes.items():
+        si = shift_index.get(sid)
+        if si is None:
+            continue
+        keys = [take(index[v], si) for v in visit_ids if v in index]
+        out[si] = [k for k in keys if k is not None]
+    for f in sorted(problem.fixed, key=lambda f: f.start):
+        si = shift_index[f.shift_id]
+        if f.shift_id in problem.initial_routes:
+            continue
+        key = take(index[f.visit_id], si)
+        if key is not None:
+            out.setdefault(si, []).append(key)
+    return out
+
+
+def _eligible(problem: Problem, job: JobSpec, si: int) -> bool:
+    """Whether VROOM's skills let ``job`` go on shift ``si``."""
+    from app.scheduling._build import effective_allowed
+
+    shift = problem.shifts[si]
+    v = problem.visits[job.visit_index]
+    allowed = effective_allowed(problem, job.visit_index)
+    return (
+        v.competences <= shift.competences
+        and (allowed is None or shift.staff_id in allowed)
+        and (job.only_shift is None or job.only_shift == si)
+        and job.not_shift != si
+    )
+
+
+def _feasible_start(
+    problem: Problem,
+    jobs: Mapping[tuple[int, int], JobSpec],
+    keys: Sequence[tuple[int, int]],
+    seed: Mapping[int, Sequence[tuple[int, int]]],
+) -> dict[int, list[tuple[str, int]]]:
+    """The warm start as VROOM steps, keeping per route the visits that still fit in order.
+
+    VROOM refuses an infeasible initial route, so each route is walked (travel from the
+    matrix, the job's current start windows, breaks taken as late as their window and the next
+    visit allow, the shift's end, max visits and travel time); a visit that cannot be reached
+    in time is left out. A route VROOM still refuses is dropped by :func:`_solve_round`.
+    """
+    pos = {k: i for i, k in enumerate(keys)}
+    out: dict[int, list[tuple[str, int]]] = {}
+    for si, route in seed.items():
+        shift = problem.shifts[si]
+        if shift.breaks:
+            # pyvroom 1.15.2 refuses feasible initial routes of a vehicle with a break when
+            # the break's window opens after a visit's window closes (measured); such a refusal
+            # fails the whole solve, so shifts with breaks still to take start cold.
+            continue
+        usable = [
+            key for key in route if key in jobs and key in pos and _eligible(problem, jobs[key], si)
+        ]
+        if shift.max_visits is not None:
+            usable = usable[: shift.max_visits]
+        while usable:
+            steps = _walk(problem, si, jobs, usable, pos)
+            if steps is not None:
+                if steps:
+                    out[si] = steps
+                break
+            usable.pop()
+    return out
+
+
+def _walk(
+    problem: Problem,
+    si: int,
+    jobs: Mapping[tuple[int, int], JobSpec],
+    route: Sequence[tuple[int, int]],
+    pos: Mapping[tuple[int, int], int],
+) -> list[tuple[str, int]] | None:
+    """Steps of ``route`` on shift ``si`` with its breaks, skipping unreachable visits.
+
+    Returns None when the route cannot end in time (or a break finds no place at its end).
+    """
+    shift = problem.shifts[si]
+    pending = sorted(
+        (
+            (wins, b.duration, bi)
+            for bi, b in enumerate(shift.breaks)
+            if (wins := start_windows(b.windows, b.duration))
+        ),
+        key=lambda x: x[0][0][0],
+    )
+    if len(pending) != len(shift.breaks):
+        return None
+    loc, now, travelled = shift.start_location, shift.start, 0
+    steps: list[tuple[str, int]] = []
+
+    def take_break(at: int) -> int | None:
+        wins, duration, bi = pending[0]
+        begin = next((max(a, at) for a, b in wins if at <= b), None)
+        if begin is None:
+            return None
+        pending.pop(0)
+        steps.append(("break", bi))
+        return begin + duration
+
+    def begin_at(j: JobSpec, arrival: int) -> int | None:
+        return next((max(a, arrival) for a, b in j.start_windows if arrival <= b), None)
+
+    for key in route:
+        j = jobs[key]
+        v = problem.visits[j.visit_index]
+        t, _ = travel(problem, shift, loc, v.location)
+        if shift.max_travel_time is not None and travelled + t > shift.max_travel_time:
+            continue
+        start = begin_at(j, now + t)
+        # Take the next break here when the visit would start after its window opens.
+        while pending and (start is None or start >= pending[0][0][0][0]):
+            after = take_break(now)
+            if after is None:
+                return None
+            now = after
+            start = begin_at(j, now + t)
+        if start is None or start + j.service > shift.end:
+            continue
+        steps.append(("job", pos[key]))
+        loc, now, travelled = v.location, start + j.service, travelled + t
+    while pending:
+        after = take_break(now)
+        if after is None:
+            return None
+        now = after
+    back, _ = travel(problem, shift, loc, shift.end_location)
+    if now + back > shift.end or (
+        shift.max_travel_time is not None and travelled + back > shift.max_travel_time
+    ):
+        return None
+    return steps
+
+
+_REFUSED_VEHICLE = re.compile(r"vehicle (\d+)")
+#: Warm-start routes dropped one by one before solving without any warm start.
+_MAX_REFUSED = 3
+
+
 def _solve_round(
-    problem: Problem, jobs: Sequence[JobSpec], opts: SolveOptions, budget: float
+    problem: Problem,
+    jobs: Sequence[JobSpec],
+    opts: SolveOptions,
+    budget: float,
+    initial: Mapping[int, Sequence[tuple[str, int]]] | None = None,
 ) -> _RoundResult:
     if not jobs or not problem.shifts:
         return _RoundResult({}, {}, {})
-    built = build_input(problem, jobs, opts)
-    try:
-        sol = built.input.solve(
-            exploration_level=opts.exploration_level,
-            nb_threads=opts.threads,
-            timeout=timedelta(seconds=budget),
-        )
-    except Exception as exc:  # VROOM raises its own exception types from C++
-        msg = f"VROOM failed: {exc}"
-        raise SolverFailed(msg) from exc
+    t_end = time.perf_counter() + budget
+    warm = dict(initial or {})
+    refused = 0
+    while True:
+        built = build_input(problem, jobs, opts, warm)
+        try:
+            sol = built.input.solve(
+                exploration_level=opts.exploration_level,
+                nb_threads=opts.threads,
+                timeout=timedelta(seconds=max(t_end - time.perf_counter(), 0.05)),
+            )
+            break
+        except Exception as exc:  # VROOM raises its own exception types from C++
+            # A warm-start route VROOM finds infeasible (breaks): solve without it.
+            found = _REFUSED_VEHICLE.search(str(exc))
+            if warm:
+                refused += 1
+                if found and int(found.group(1)) in warm and refused <= _MAX_REFUSED:
+                    del warm[int(found.group(1))]
+                else:
+                    warm = {}
+                continue
+            msg = f"VROOM failed: {exc}"
+            raise SolverFailed(msg) from exc
     frame = sol.routes
     if frame.empty:
         return _RoundResult({}, {}, {})
