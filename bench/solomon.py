@@ -8,7 +8,7 @@ solution.
 
 Usage::
 
-    python -m bench.solomon [--dir D] [--time-limit S] [--exploration N] [--scale K]
+    python -m bench.solomon [--dir D] [--time-limit S] [--exploration N] [--scale K] [--improve S]
 
 Times and distances are multiplied by ``--scale`` and rounded to integer "seconds" (VROOM works in
 integers); a Solomon window ``[ready, due]`` on the start of service becomes the model window
@@ -142,6 +142,14 @@ def plan_distance(inst: Instance, plan: Plan) -> float:
     return total
 
 
+def instance_class(name: str) -> str:
+    """Solomon class of an instance name (C1, C2, R1, R2, RC1, RC2; GH names likewise)."""
+    head = name.split("_")[0].upper() if "_" in name else name.upper()
+    letters = head.rstrip("0123456789")
+    digits = head[len(letters) :]
+    return letters + digits[:1]
+
+
 def load_bks(directory: Path) -> dict[str, float]:
     """Best known distance-only totals by instance name (lower case)."""
     out: dict[str, float] = {}
@@ -162,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--exploration", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--scale", type=int, default=1000)
+    ap.add_argument(
+        "--improve",
+        type=float,
+        default=1.5,
+        help="seconds of post-optimisation after VROOM (SolveOptions.improve_s; 0 = off)",
+    )
     ap.add_argument("--only", default="", help="comma-separated instance names")
     ap.add_argument(
         "--tries",
@@ -181,8 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         exploration_level=args.exploration,
         threads=args.threads,
         continuity_penalty_s=0,
+        improve_s=args.improve,
     )
     gaps, times, violations, unassigned = [], [], 0, 0
+    by_class: dict[str, list[float]] = {}
     print(f"{'instance':10} {'routes':>6} {'distance':>10} {'bks':>10} {'gap%':>7} {'time_s':>7}")
     for f in files:
         inst = read_instance(f)
@@ -208,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         gap = 100.0 * (distance - ref) / ref
         gaps.append(gap)
         times.append(elapsed)
+        by_class.setdefault(instance_class(inst.name), []).append(gap)
         print(
             f"{inst.name:10} {len(plan.routes):6d} {distance:10.2f} {ref:10.2f} {gap:7.2f} "
             f"{elapsed:7.2f}" + (f"  unassigned={len(plan.unassigned)}" if plan.unassigned else "")
@@ -226,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         f"mean gap {summary['mean_gap_pct']}%  median {summary['median_gap_pct']}%  "
         f"max {summary['max_gap_pct']}%  mean time {summary['mean_time_s']} s"
     )
+    print("per class: " + "  ".join(f"{c} {statistics.fmean(g):.2f}%" for c, g in by_class.items()))
     print(json.dumps(summary))
     return 0
 
