@@ -13,6 +13,7 @@ from app.api.routers._items import ITEM_ERRORS
 from app.api.routers.plans import backend_of
 from app.api.routing import StrictJSONRoute
 from app.jobs import store as jobs
+from app.store import audit
 from app.store.models import SolveJob
 
 router = APIRouter(prefix="/v1/jobs", tags=["plans"], route_class=StrictJSONRoute)
@@ -47,6 +48,14 @@ async def cancel_job(
     def cancel() -> JobOut:
         _visible_job(session, principal, job_id)
         job = jobs.cancel(session, principal.org_id, job_id)
+        audit.record(
+            session,
+            principal.org_id,
+            actor=principal.actor,
+            action="cancel",
+            target_type="job",
+            target_id=job_id,
+        )
         session.commit()
         return job_out(job)
 

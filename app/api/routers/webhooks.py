@@ -18,6 +18,7 @@ from app.api.errors import ErrorBody
 from app.api.routers._items import ITEM_ERRORS, READ_ERRORS, Limit, Offset
 from app.api.routing import StrictJSONRoute
 from app.notify import outbox
+from app.store import audit
 from app.store.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=StrictJSONRoute)
@@ -133,6 +134,14 @@ def create_webhook(
         event_types=body.event_types,
         actor=principal.actor,
     )
+    audit.record(
+        session,
+        principal.org_id,
+        actor=principal.actor,
+        action="create",
+        target_type="webhook",
+        target_id=str(new.subscription.id),
+    )
     return NewSubscriptionOut(**_out(new.subscription).model_dump(), secret=new.secret)
 
 
@@ -160,6 +169,14 @@ def delete_webhook(
     """Stop sending to this subscription; its pending deliveries and log go with it."""
     authz.ensure_org_wide(principal)
     outbox.delete_subscription(session, principal.org_id, subscription_id)
+    audit.record(
+        session,
+        principal.org_id,
+        actor=principal.actor,
+        action="delete",
+        target_type="webhook",
+        target_id=str(subscription_id),
+    )
     return Response(status_code=204)
 
 
