@@ -38,7 +38,7 @@ from app.planning.pool import get_region
 from app.settings import PROJECT_ROOT, Settings
 from app.store import migrate, tenants
 from app.store.db import make_engine, make_sessionmaker
-from tests.planning.district import DISTRICT, district_batch
+from bench._load_district import DISTRICT, district_batch
 
 DAY = dt.date(2026, 12, 1)
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -28,7 +28,7 @@ from app.planning.pool import get_region
 from app.settings import Settings
 from app.store import migrate, tenants
 from app.store.db import make_engine, make_sessionmaker
-from tests.planning.district import district_batch
+from bench._load_district import district_batch
 
 DAY = dt.date(2026, 12, 1)
 
