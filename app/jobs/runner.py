@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,6 +32,8 @@ from app.settings import Settings
 from app.store.models import JobStatus
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class InProcessBackend(JobBackend):
@@ -45,8 +48,13 @@ class InProcessBackend(JobBackend):
         super().__init__(factory)
         self.settings = settings
         self._pool = pool
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        #: Created by :meth:`start` inside the loop that consumes it.
+        self._queue: asyncio.Queue[str] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        #: Thread work in flight; shutdown waits for it, so no database call is cut off.
+        self._inflight: set[asyncio.Future[Any]] = set()
         self._running: dict[str, Future[PlanResult]] = {}
         #: Jobs whose worker this runner killed on purpose (cancel or timeout).
         self._stopped: dict[str, str] = {}
@@ -55,12 +63,50 @@ class InProcessBackend(JobBackend):
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Recover stale jobs, queue every queued job and start the consumers."""
-        ids = await asyncio.to_thread(self._recover)
-        for job_id in ids:
-            self._queue.put_nowait(job_id)
+        """Start the sweeper (stale-job recovery, queued jobs) and the consumers.
+
+        The first sweep runs at once; a database that is not reachable yet does not stop the
+        app from starting: the sweep logs it and tries again every ``job_stale_s``.
+        """
+        self._loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue()
+        self._pending.clear()
+        self._tasks.append(asyncio.create_task(self._sweep(), name="job-sweeper"))
         for k in range(self.settings.planning_workers):
             self._tasks.append(asyncio.create_task(self._consume(), name=f"job-runner-{k}"))
+
+    async def _sweep(self) -> None:
+        while True:
+            try:
+                ids = await self._thread(self._recover)
+            except Exception as exc:  # the database may be down; the next sweep retries
+                log.warning("job recovery failed (%s); retrying later", type(exc).__name__)
+                ids = []
+            for job_id in ids:
+                self._put(job_id)
+            await asyncio.sleep(self.settings.job_stale_s)
+
+    async def _thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking ``fn`` in a thread; a cancelled caller leaves it to finish (see stop)."""
+        fut: asyncio.Future[T] = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        self._inflight.add(fut)
+        fut.add_done_callback(self._inflight.discard)
+        return await asyncio.shield(fut)
+
+    def _in_loop(self) -> bool:
+        try:
+            return self._loop is not None and asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    def _put(self, job_id: str) -> None:
+        """Queue a job for the consumers; without a started runner it stays queued in the table."""
+        if self._queue is None or not self._in_loop():
+            log.info("job %s stays queued until a runner starts", job_id)
+            return
+        if job_id not in self._pending:
+            self._pending.add(job_id)
+            self._queue.put_nowait(job_id)
 
     def _recover(self) -> list[str]:
         with self.factory.begin() as session:
@@ -83,20 +129,27 @@ class InProcessBackend(JobBackend):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+        self._queue = None
+        self._loop = None
 
     # -- interface ---------------------------------------------------------------------------
 
     async def enqueue(self, job_id: str) -> None:
         """Queue ``job_id`` for the consumers."""
-        self._queue.put_nowait(job_id)
+        self._put(job_id)
 
     async def cancel(self, job_id: str) -> None:
         """Kill the worker of ``job_id`` if this process runs it."""
         if job_id in self._running:
             self._stopped[job_id] = "cancelled"
-            await asyncio.to_thread(self._pool().kill)
+            await self._thread(self._pool().kill)
 
     async def _sleep(self, job_id: str, seconds: float) -> None:
+        if not self._in_loop():
+            await asyncio.sleep(seconds)
+            return
         event = self._done.setdefault(job_id, asyncio.Event())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), seconds)
@@ -104,12 +157,16 @@ class InProcessBackend(JobBackend):
     # -- running -----------------------------------------------------------------------------
 
     async def _consume(self) -> None:
+        queue = self._queue
+        if queue is None:  # pragma: no cover - start() creates it first
+            return
         while True:
-            job_id = await self._queue.get()
+            job_id = await queue.get()
+            self._pending.discard(job_id)
             try:
                 await self.run_one(job_id)
             finally:
-                self._queue.task_done()
+                queue.task_done()
 
     async def run_one(self, job_id: str) -> None:
         """Run one queued job to its end here (also what a queue worker's task calls)."""
@@ -118,18 +175,20 @@ class InProcessBackend(JobBackend):
         except Exception as exc:  # keep running whatever one job did
             log.exception("job %s: runner error", job_id)
             why = f"internal error ({type(exc).__name__})"
-            await asyncio.to_thread(service.fail_job, self.factory, job_id, why)
+            await self._thread(service.fail_job, self.factory, job_id, why)
         finally:
             self._running.pop(job_id, None)
             self._stopped.pop(job_id, None)
-            self._done.setdefault(job_id, asyncio.Event()).set()
+            event = self._done.pop(job_id, None)
+            if event is not None:
+                event.set()
 
     async def _run_again(self, job_id: str) -> None:
         """Hand a re-queued job (its worker process was lost) back to whoever runs jobs."""
-        self._queue.put_nowait(job_id)
+        self._put(job_id)
 
     async def _run(self, job_id: str) -> None:
-        started = await asyncio.to_thread(service.start_job, self.factory, job_id)
+        started = await self._thread(service.start_job, self.factory, job_id)
         if started is None:
             return
         options = service.plan_options(self.settings, started.params.get("options"))
@@ -138,7 +197,7 @@ class InProcessBackend(JobBackend):
         result = await self._watch(job_id, future)
         if result is None:
             return
-        plan_id = await asyncio.to_thread(service.complete_job, self.factory, started, result)
+        plan_id = await self._thread(service.complete_job, self.factory, started, result)
         if plan_id is not None:
             log.info("job %s done: plan %d", job_id, plan_id)
 
@@ -150,22 +209,22 @@ class InProcessBackend(JobBackend):
             done, _ = await asyncio.wait({wrapped}, timeout=self.settings.job_heartbeat_s)
             if done:
                 break
-            status = await asyncio.to_thread(self._beat, job_id, t0)
+            status = await self._thread(self._beat, job_id, t0)
             if status is not JobStatus.RUNNING and job_id not in self._stopped:
                 self._stopped[job_id] = "cancelled"
-                await asyncio.to_thread(self._pool().kill)
+                await self._thread(self._pool().kill)
             elif time.monotonic() - t0 > self.settings.job_timeout_s:
                 self._stopped[job_id] = "timeout"
-                await asyncio.to_thread(self._pool().kill)
+                await self._thread(self._pool().kill)
         try:
             return wrapped.result()
         except BrokenProcessPool:
-            if await asyncio.to_thread(self._after_kill, job_id):
+            if await self._thread(self._after_kill, job_id):
                 await self._run_again(job_id)
             return None
         except Exception as exc:  # the computation failed: the reason goes on the job
             msg = f"{type(exc).__name__}: {exc}"
-            await asyncio.to_thread(service.fail_job, self.factory, job_id, msg)
+            await self._thread(service.fail_job, self.factory, job_id, msg)
             return None
 
     def _beat(self, job_id: str, t0: float) -> JobStatus | None:

@@ -207,3 +207,32 @@ def run_solve_job(
         fail_job(factory, job_id, f"{type(exc).__name__}: {exc}")
         return None
     return complete_job(factory, started, result)
+
+
+def plan_now(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    region: Region,
+    *,
+    org_id: int,
+    district: str,
+    day: dt.date,
+    actor: str,
+    options: OptionOverrides | None = None,
+) -> int | None:
+    """Plan a district's day synchronously in this process, as a stored job; the plan id.
+
+    For command-line use (the demo's first plan) where no job runner is up yet: the same job
+    row, input loading, computation and versioning as every other plan.
+    """
+    with factory.begin() as session:
+        job = submit_plan(
+            session,
+            org_id,
+            district=district,
+            day=day,
+            options=options or OptionOverrides(),
+            actor=actor,
+        )
+        job_id = job.id
+    return run_solve_job(job_id, factory=factory, region=region, settings=settings)

@@ -44,6 +44,68 @@ class DemoResult:
     api_key: str
     key_file: Path
     summary: str
+    plan_id: int | None = None
+
+
+#: The demo's first plan gets this solver budget, so ``make run`` serves within seconds.
+DEMO_TIME_LIMIT_S = 5.0
+
+
+def ensure_demo_plan(
+    settings: Settings, org_id: int, day: dt.date, api_key: str
+) -> tuple[int | None, str]:
+    """Plan the demo district's day through the planning pipeline unless a plan exists.
+
+    Returns the current plan id and console lines that say what happened and how to look.
+    """
+    from app.planning import pool, service, versions
+    from app.planning.loading import district_by_external_id
+
+    engine = make_engine(settings.database_url)
+    try:
+        factory = make_sessionmaker(engine)
+        with factory() as session:
+            district = district_by_external_id(session, org_id, DEMO_DISTRICT)
+            current = versions.current_plan(session, org_id, district.id, day)
+            plan_id = current.id if current is not None else None
+        lines = []
+        if plan_id is None:
+            print(
+                "loading the region (a cold osm_cache builds the road graphs first: ~15-30 s)...",
+                flush=True,
+            )
+            region = pool.get_region(settings.region_file, settings.osm_cache_dir)
+            print(
+                f"computing the first plan of district {DEMO_DISTRICT!r} for {day} "
+                f"(solver limit {DEMO_TIME_LIMIT_S:g} s)...",
+                flush=True,
+            )
+            plan_id = service.plan_now(
+                factory,
+                settings,
+                region,
+                org_id=org_id,
+                district=DEMO_DISTRICT,
+                day=day,
+                actor="demo",
+                options=service.OptionOverrides(time_limit_s=DEMO_TIME_LIMIT_S),
+            )
+        if plan_id is None:
+            return None, "the demo plan could not be computed (see GET /v1/jobs)"
+        with factory() as session:
+            plan = versions.get_plan(session, org_id, plan_id)
+            staff = next((r["staff"] for r in plan.routes if r["stops"]), None)
+            lines.append(
+                f"plan {plan.id} (version {plan.version}): {len(plan.routes)} routes, "
+                f"{len(plan.unassigned)} unassigned"
+            )
+    finally:
+        engine.dispose()
+    base = f"http://{settings.host}:{settings.port}"
+    lines.append(f"  curl -H 'X-API-Key: {api_key}' {base}/v1/plans/{plan_id}")
+    if staff is not None:
+        lines.append(f"  curl -H 'X-API-Key: {api_key}' '{base}/v1/staff/{staff}/route?date={day}'")
+    return plan_id, "\n".join(lines)
 
 
 def _minutes(seconds: int) -> int:
@@ -271,4 +333,10 @@ def seed_demo(settings: Settings, *, day: dt.date | None = None) -> DemoResult:
         f"{len(raw['visits'])} visits and {len(raw['shifts'])} shifts on {day.isoformat()} "
         f"from the {source} (created {t.created}, updated {t.updated}, unchanged {t.unchanged})"
     )
-    return DemoResult(org_id=org_id, api_key=api_key, key_file=key_file, summary=summary)
+    plan_id = None
+    if settings.region_file.is_file():
+        plan_id, lines = ensure_demo_plan(settings, org_id, day, api_key)
+        summary += "\n" + lines
+    return DemoResult(
+        org_id=org_id, api_key=api_key, key_file=key_file, summary=summary, plan_id=plan_id
+    )
