@@ -166,14 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print one row per instance, the summary and a JSON line."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--dir", type=Path, default=DATA / "solomon100")
-    ap.add_argument("--time-limit", type=float, default=10.0)
+    ap.add_argument("--time-limit", type=float, default=2.5, help="VROOM cap in seconds")
     ap.add_argument("--exploration", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--scale", type=int, default=1000)
     ap.add_argument(
         "--improve",
         type=float,
-        default=1.5,
+        default=2.0,
         help="seconds of post-optimisation after VROOM (SolveOptions.improve_s; 0 = off)",
     )
     ap.add_argument("--only", default="", help="comma-separated instance names")
