@@ -41,7 +41,7 @@ def wait_for(client: TestClient, tenant: Tenant, job_id: str, *, until: set[str]
 
 
 def test_a_plan_request_without_wait_is_a_job_that_ends_done_with_the_plan(
-    client: TestClient, tenant: Tenant, region: Region
+    client: TestClient, tenant: Tenant, other_tenant: Tenant, region: Region
 ) -> None:
     load(client, tenant, district_batch(region, DAY))
     r = client.post(
@@ -60,6 +60,15 @@ def test_a_plan_request_without_wait_is_a_job_that_ends_done_with_the_plan(
     plan = client.get(done["links"]["plan"], headers=tenant.headers)
     assert plan.status_code == 200
     assert plan.json()["version"] == 1
+
+    # Another organisation sees neither the job nor can cancel it.
+    for method, path in (
+        ("GET", f"/v1/jobs/{job['id']}"),
+        ("POST", f"/v1/jobs/{job['id']}/cancel"),
+    ):
+        r = client.request(method, path, headers=other_tenant.headers)
+        assert r.status_code == 404
+        assert set(r.json()) == {"error"}
 
     # Finished jobs cannot be cancelled; unknown jobs are 404.
     r = client.post(f"/v1/jobs/{job['id']}/cancel", headers=tenant.headers)
