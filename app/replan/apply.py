@@ -530,8 +530,14 @@ def _full_shift(
     prefix_breaks = tuple(b for b in shift.breaks if b.id in taken)
     if open_shift is not None:
         start = shift.start if has_prefix or not availability else availability[0][0]
+        # Nothing frozen: the route starts where the carer resumes (a reported position).
+        start_location = shift.start_location if has_prefix else open_shift.start_location
         return replace(
-            shift, start=start, end=open_shift.end, breaks=prefix_breaks + open_shift.breaks
+            shift,
+            start=start,
+            end=open_shift.end,
+            breaks=prefix_breaks + open_shift.breaks,
+            start_location=start_location,
         )
     if frozen is None or not has_prefix:
         return None

@@ -4,8 +4,8 @@ Rule (see docs/decisions/replan-freeze-and-stability.md): walking a route in ord
 *frozen* when its carer has reported actual times for it, or when it starts before
 ``now + freeze_s`` after earlier stops have been moved by reported overruns. Everything up to the
 last frozen stop is the route's frozen prefix (a carer's morning cannot be reordered behind them).
-The carer resumes from the prefix's last location at its end (or a newer reported position), never
-before ``now``.
+The carer resumes from the prefix's last location at its end, never before ``now``; a newer
+reported position sets the resume time, and also the place when nothing of the route is frozen.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def freeze_plan(
     positions = positions or {}
     removed_set = frozenset(removed)
     horizon = now + freeze_s
-    retimed = {r.shift_id: _retime(problem, r, actuals, removed_set) for r in plan.routes}
+    retimed = _synchronised(problem, plan, actuals, removed_set)
     cut = {sid: _last_frozen_index(stops, actuals, horizon) for sid, stops in retimed.items()}
     # A double-staffed visit frozen on one route is frozen on the other too: extend to a fixpoint.
     changed = True
@@ -154,8 +154,15 @@ def freeze_plan(
         end = prefix[-1].end if prefix else shift_start
         resume_loc, resume_time = loc, max(end, now, shift_start)
         pos = positions.get(route.staff_id)
-        if pos is not None and pos.at_time >= end:
+        untouched = not any(s.kind is not StopKind.START for s in prefix)
+        if pos is not None and untouched:
+            # Before any frozen stop the position becomes the route's start (and the day's
+            # shift starts there, see apply._full_shift).
             resume_loc, resume_time = pos.location, max(pos.at_time, now, shift_start)
+        elif pos is not None and pos.at_time >= end:
+            # After frozen stops a plan cannot show a detour through the position, so the
+            # carer resumes from the last frozen stop, when the position was reported.
+            resume_time = max(pos.at_time, now, shift_start)
         routes[route.shift_id] = FrozenRoute(
             shift_id=route.shift_id,
             staff_id=route.staff_id,
@@ -171,6 +178,34 @@ def freeze_plan(
             if s.kind is StopKind.VISIT and s.visit_id
         )
     return Freeze(now=now, freeze_s=freeze_s, routes=routes, fixed=tuple(fixed))
+
+
+def _synchronised(
+    problem: Problem,
+    plan: Plan,
+    actuals: Mapping[str, Actual],
+    removed: frozenset[str],
+) -> dict[str, tuple[Stop, ...]]:
+    """Every route re-timed, with the two parts of a double visit starting together.
+
+    An overrun pushes the stops behind it; when it pushes one part of a double-staffed visit,
+    the partner waits for it (its start moves to the later one, and its own route is pushed on).
+    Repeated until no double visit starts apart (starts only grow, so this ends).
+    """
+    double = {v.id for v in problem.visits if v.carers_required > 1}
+    floors: dict[str, int] = {}
+    for _ in range(len(plan.routes) + 1):
+        retimed = {r.shift_id: _retime(problem, r, actuals, removed, floors) for r in plan.routes}
+        starts: dict[str, list[int]] = {}
+        for stops in retimed.values():
+            for s in stops:
+                if s.kind is StopKind.VISIT and s.visit_id in double:
+                    starts.setdefault(s.visit_id, []).append(s.start)
+        apart = {vid: max(ts) for vid, ts in starts.items() if len(set(ts)) > 1}
+        if not apart:
+            break
+        floors.update(apart)
+    return retimed
 
 
 def _last_frozen_index(stops: tuple[Stop, ...], actuals: Mapping[str, Actual], horizon: int) -> int:
@@ -191,8 +226,12 @@ def _retime(
     route: Route,
     actuals: Mapping[str, Actual],
     removed: frozenset[str],
+    floors: Mapping[str, int] | None = None,
 ) -> tuple[Stop, ...]:
     """Route stops after removing ``removed`` visits and applying reported times.
+
+    ``floors`` gives visits that must not start before a time (a double visit's partner
+    pushed by an overrun).
 
     Stops upstream of any change are returned unchanged (the same objects), so a route nobody
     touched stays byte-identical. Downstream of a change, arrival, travel, waiting and start are
@@ -208,7 +247,9 @@ def _retime(
             dirty = True
             continue
         actual = actuals.get(stop.visit_id) if stop.visit_id is not None else None
-        if stop.kind is StopKind.START or not (dirty or actual is not None):
+        floor = (floors or {}).get(stop.visit_id or "")
+        pushed = floor is not None and floor > stop.start and actual is None
+        if stop.kind is StopKind.START or not (dirty or actual is not None or pushed):
             new = stop
         else:
             if matrix is None:
@@ -225,7 +266,7 @@ def _retime(
                 end = actual.end if actual.end is not None else start + length
                 arrival = min(arrival, start)
             else:
-                start = max(stop.start, arrival)
+                start = max(stop.start, arrival, floor if floor is not None else 0)
                 end = start + length
             new = replace(
                 stop,

@@ -88,15 +88,32 @@ class TestFreeze:
         assert inp.open_shifts["s-anna"].start == 9 * H + 2700
         assert inp.open_shifts["s-anna"].start_location == 2
 
-    def test_reported_position_newer_than_prefix_is_the_resume_point(
+    def test_position_after_frozen_stops_sets_only_the_resume_time(
         self, district: District
     ) -> None:
         problem, plan = district
         inp = prepare_replan(
             problem, plan, [CarerPositionReported("bert", 3, 8 * H + 2400)], now=8 * H + 2400
         )
-        assert inp.open_shifts["s-bert"].start_location == 3
+        # b1 (location 5) is frozen: a plan cannot show a detour through location 3.
+        assert inp.open_shifts["s-bert"].start_location == 5
         assert inp.open_shifts["s-bert"].start == 8 * H + 2400
+
+    def test_position_before_any_frozen_stop_is_the_routes_start(self, district: District) -> None:
+        problem, plan = district
+        inp = prepare_replan(problem, plan, [CarerPositionReported("bert", 3, 7 * H)], now=7 * H)
+        assert inp.open_shifts["s-bert"].start_location == 3
+        full = next(s for s in inp.problem.shifts if s.id == "s-bert")
+        assert full.start_location == 3
+
+    def test_warm_start_lists_each_open_route_in_its_current_order(
+        self, district: District
+    ) -> None:
+        problem, plan = district
+        inp = prepare_replan(problem, plan, [CarerAbsent("cora", 10 * H)], now=10 * H)
+        assert inp.open_problem.initial_routes["s-anna"] == ("a3", "a4")
+        assert inp.open_problem.initial_routes["s-bert"] == ("b3", "b4")
+        assert "s-cora" not in inp.open_problem.initial_routes
 
 
 class TestSickCall:

@@ -9,6 +9,7 @@ import pytest
 from app.replan.events import (
     ActualTimesReported,
     CarerAbsent,
+    CarerPositionReported,
     UrgentVisitAdded,
     VisitCancelled,
 )
@@ -131,3 +132,15 @@ class TestFrozen:
         new_first = next(s for s in _route(result.plan, "bert").stops if s.kind is StopKind.VISIT)
         assert (new_first.start, new_first.end) == (first.start, first.end + 40 * 60)
         assert validate(result.problem, result.plan) == []
+
+
+class TestPosition:
+    @pytest.mark.parametrize("now", [7 * H, 8 * H + 1800])
+    def test_reported_position_validates(self, solved_district: District, now: int) -> None:
+        problem, plan = solved_district
+        event = CarerPositionReported("anna", 12, now)
+        result = replan(problem, plan, [event], now=now, options=FAST)
+        assert validate(result.problem, result.plan) == []
+        anna = _route(result.plan, "anna")
+        if not any(s.kind is StopKind.VISIT for s in _frozen_part(_route(plan, "anna"), now)):
+            assert anna.stops[0].location == 12

@@ -252,3 +252,61 @@ def test_location_outside_matrix_raises() -> None:
     vs = [Visit("x", "c", 99, 600, (TimeWindow(8 * H, 9 * H),))]
     with pytest.raises(InvalidProblem):
         solve(problem(vs, [shift(0)]), FAST)
+
+
+def _warm(p: Problem, routes: dict[str, tuple[str, ...]], unassigned: frozenset[str]) -> Problem:
+    return Problem(
+        p.visits,
+        p.shifts,
+        p.matrices,
+        current_assignment={v: sid for sid, vids in routes.items() for v in vids},
+        initial_routes=routes,
+        previously_unassigned=unassigned,
+    )
+
+
+def test_warm_start_keeps_an_unchanged_problems_routes() -> None:
+    base = problem(visits(3, 12), [shift(0, breaks=False), shift(1, breaks=False)])
+    first = solve(base, FAST)
+    routes = {r.shift_id: r.visit_ids for r in first.routes}
+    again = solve(
+        _warm(base, routes, frozenset(u.visit_id for u in first.unassigned)),
+        SolveOptions(time_limit_s=1.0, exploration_level=3, threads=1, stability_penalty_s=3600),
+    )
+    assert {r.shift_id: set(r.visit_ids) for r in again.routes} == {
+        sid: set(vids) for sid, vids in routes.items()
+    }
+    assert validate(base, again) == []
+
+
+def test_previously_unassigned_visits_do_not_push_planned_ones_out() -> None:
+    # One carer with room for a few of twelve visits: the re-solve keeps every planned visit.
+    vs = visits(3, 12)
+    base = problem(vs, [shift(0, breaks=False, end=9 * H + 1800)])
+    first = solve(base, FAST)
+    left = frozenset(u.visit_id for u in first.unassigned)
+    assert left  # the fixture is over capacity
+    routes = {r.shift_id: r.visit_ids for r in first.routes}
+    again = solve(_warm(base, routes, left), FAST)
+    planned = {v for r in again.routes for v in r.visit_ids}
+    assert planned >= set(routes["sh0"])
+    assert validate(base, again) == []
+
+
+def test_fixed_stops_on_a_full_day_are_kept_by_solve() -> None:
+    # More visits than time: VROOM must keep every fixed stop rather than trade it for another.
+    base = problem(visits(3, 14), [shift(0, breaks=False), shift(1, breaks=False)])
+    first = solve(base, FAST)
+    fixed = tuple(
+        FixedStop(s.visit_id, r.shift_id, s.start, s.end)
+        for r in first.routes
+        for s in r.stops[1:3]
+        if s.kind is StopKind.VISIT and s.visit_id is not None
+    )
+    assert fixed
+    p = Problem(base.visits, base.shifts, base.matrices, fixed=fixed)
+    plan = solve(p, FAST)
+    got = {(s.visit_id, r.shift_id): (s.start, s.end) for r in plan.routes for s in r.stops}
+    for f in fixed:
+        assert got[(f.visit_id, f.shift_id)] == (f.start, f.end)
+    assert validate(p, plan) == []
