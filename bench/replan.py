@@ -138,6 +138,11 @@ def _frozen_changes(
     if isinstance(event, ActualTimesReported):
         moved_from = event.visit_id
     gone = event.visit_id if isinstance(event, VisitCancelled) else None
+    # Double visits behind the overrun on its carer's route push their partner's route too.
+    partners: set[str] = set()
+    for r in old.routes:
+        if moved_from is not None and r.staff_id == carer and moved_from in r.visit_ids:
+            partners = set(r.visit_ids[r.visit_ids.index(moved_from) + 1 :])
     changes = 0
     for r in old.routes:
         pushed = False
@@ -145,6 +150,9 @@ def _frozen_changes(
             if s.visit_id is None or s.start >= now + freeze_s:
                 continue
             if s.visit_id == moved_from and r.staff_id == carer:
+                pushed = True
+            later = new_stops.get((r.shift_id, s.visit_id), s).start > s.start
+            if s.visit_id in partners and later:
                 pushed = True
             if pushed or s.visit_id == gone:
                 continue
@@ -230,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             current_assignment={},
             initial_routes={},
             previously_unassigned=frozenset(),
+            orphaned=frozenset(),
         )
         _, full_plan = assemble(inp, plan, solve(scratch, full_opts), keep_old_times=False)
         full_diff = replan_diff.diff_plans(plan, full_plan)

@@ -232,6 +232,7 @@ def prepare_replan(
         previously_unassigned=frozenset(
             u.visit_id for u in plan.unassigned if u.visit_id in open_visits
         ),
+        orphaned=orphan_set,
     )
     return ReplanInput(
         problem=full_problem,

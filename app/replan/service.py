@@ -107,7 +107,12 @@ def replan(
         opts = replace(opts, stability_penalty_s=DEFAULT_STABILITY_PENALTY_S)
     inp = prepare_replan(problem, plan, events, now=now, freeze_s=freeze_s)
     if not warm_start:
-        cold = replace(inp.open_problem, initial_routes={}, previously_unassigned=frozenset())
+        cold = replace(
+            inp.open_problem,
+            initial_routes={},
+            previously_unassigned=frozenset(),
+            orphaned=frozenset(),
+        )
         inp = replace(inp, open_problem=cold)
     if inp.open_problem.visits and inp.open_problem.shifts:
         open_plan = scheduling.solve(inp.open_problem, opts)

@@ -5,9 +5,10 @@ Mapping (see docs/decisions/scheduling-*.md):
 - one VROOM *job* per carer a visit needs (a double-staffed visit becomes two jobs, "copies");
   a job's VROOM time windows are windows on the *start* of service, so a model window
   ``[start, end]`` becomes ``[start, end - duration]``; mandatory visits get priority 100,
-  optional ones 1, and VROOM compares the priority sum before anything else; a visit the current
-  plan left unassigned (``Problem.previously_unassigned``) ranks one lower (99 / 0), so a
-  re-plan never swaps a planned visit out for it one-for-one;
+  optional ones 2, and VROOM compares the priority sum before anything else; when re-planning,
+  a visit whose carer dropped out (``Problem.orphaned``) ranks one lower and a visit the
+  current plan left unassigned (``Problem.previously_unassigned``) two lower, so a re-plan
+  never swaps a planned visit out for either one-for-one;
 - a warm start (``Problem.initial_routes``, or the previous coupling round) becomes each
   vehicle's ``steps``: VROOM starts its search from these routes;
 - one VROOM *vehicle* per shift, with its working window, breaks, start/end, max visits, max
@@ -37,7 +38,7 @@ from app.scheduling.model import Priority, Problem, SolveOptions, TimeWindow
 #: Upper bound for a penalty so that travel + penalty stays far inside uint32.
 MAX_PENALTY_S = 1_000_000
 MANDATORY_PRIORITY = 100
-OPTIONAL_PRIORITY = 1
+OPTIONAL_PRIORITY = 2
 
 U32 = npt.NDArray[np.uint32]
 
@@ -204,8 +205,10 @@ def build_input(
             excluded.add(j.not_shift)
             req.add(skills.get("not", j.not_shift))
         prio = MANDATORY_PRIORITY if v.priority is Priority.MANDATORY else OPTIONAL_PRIORITY
-        if v.id in problem.previously_unassigned:
+        if v.id in problem.orphaned:
             prio -= 1
+        elif v.id in problem.previously_unassigned:
+            prio -= 2
         extra = {"delivery": [v.demand]} if use_capacity else {}
         vroom_jobs.append(
             vroom.Job(

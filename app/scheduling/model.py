@@ -147,6 +147,10 @@ class Problem:
     #: visits of the same priority, so a re-plan places them only where they fit without
     #: pushing out a visit that is planned now.
     previously_unassigned: frozenset[str] = frozenset()
+    #: Re-planning: visits whose carer dropped out. They rank one below planned visits of the
+    #: same priority (so placing one never pushes a planned visit out one-for-one) and one
+    #: above previously unassigned visits.
+    orphaned: frozenset[str] = frozenset()
 
 
 class StopKind(StrEnum):
