@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import logging
 import random as _random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -178,6 +179,9 @@ class DeliveryLoop:
             transport=transport, timeout=settings.webhook_timeout_s, follow_redirects=False
         )
         self._task: asyncio.Task[None] | None = None
+        # Held while a round runs in its thread: stopping waits for it, so no round is left
+        # holding a database connection after the engine is disposed.
+        self._busy = threading.Lock()
 
     async def start(self) -> None:
         """Start the loop (first round after one poll interval)."""
@@ -185,17 +189,20 @@ class DeliveryLoop:
             self._task = asyncio.create_task(self._run(), name="webhook-delivery")
 
     async def stop(self) -> None:
-        """Stop the loop and close the HTTP client."""
+        """Stop the loop, wait for a round in progress, close the HTTP client."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await asyncio.to_thread(self._busy.acquire)
+        self._busy.release()
         self._http.close()
 
     def run_once(self) -> list[AttemptResult]:
         """One round now, in the calling thread."""
-        return deliver_due(self._factory, self._http, policy=self._policy)
+        with self._busy:
+            return deliver_due(self._factory, self._http, policy=self._policy)
 
     async def _run(self) -> None:
         while True:
