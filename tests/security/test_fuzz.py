@@ -9,6 +9,7 @@ raise it locally (``FUZZ_EXAMPLES=200 pytest tests/security/test_fuzz.py``) for 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import hypothesis
@@ -38,9 +39,12 @@ SKIPPED = r"^/v1/(region|clients/geocode)$"
 
 
 @pytest.fixture
-def fuzz_app(settings: Settings) -> FastAPI:
+def fuzz_app(settings: Settings) -> Iterator[FastAPI]:
     """The app without per-credential rate limits (the fuzzer is one very busy caller)."""
-    return create_app(settings.model_copy(update={"rate_limit_per_s": 0.0}))
+    app = create_app(settings.model_copy(update={"rate_limit_per_s": 0.0}))
+    yield app
+    # The fuzzer calls the app without its lifespan, so close the pool here.
+    app.state.engine.dispose()
 
 
 @pytest.fixture
