@@ -174,7 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--stability", type=int, default=DEFAULT_STABILITY_PENALTY_S)
     ap.add_argument("--freeze", type=int, default=DEFAULT_FREEZE_S)
     ap.add_argument(
-        "--no-warm-start", action="store_true", help="re-plan without the current routes"
+        "--warm-start",
+        action="store_true",
+        help="current routes as VROOM steps; orphaned / unassigned visits rank below planned",
     )
     ap.add_argument("--cache-dir", type=Path, default=ROOT / "osm_cache")
     args = ap.parse_args(argv)
@@ -225,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             now=now,
             freeze_s=args.freeze,
             options=replan_opts,
-            warm_start=not args.no_warm_start,
+            warm_start=args.warm_start,
         )
         latency = time.perf_counter() - t0
 
@@ -285,6 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "staff": args.staff,
         "seed": args.seed,
         "stability_penalty_s": args.stability,
+        "warm_start": args.warm_start,
+        "time_limit_s": args.time_limit,
         "events": rows,
         "max_latency_s": max((float(str(r["latency_s"])) for r in rows), default=0.0),
         "frozen_changes": frozen_changes,

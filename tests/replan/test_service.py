@@ -50,7 +50,9 @@ class TestSickCall:
         later = [s.visit_id for s in bert.stops if s.visit_id and s.start >= now + FREEZE_S]
         assert later  # the fixture gives bert visits after 10:20
 
-        result = replan(problem, plan, [CarerAbsent("bert", now)], now=now, options=FAST)
+        result = replan(
+            problem, plan, [CarerAbsent("bert", now)], now=now, options=FAST, warm_start=True
+        )
 
         new_bert = _route(result.plan, "bert")
         kept = _frozen_part(bert, now)
@@ -65,9 +67,10 @@ class TestSickCall:
         assert set(result.replaced) == {v for v in later if v not in unassigned}
         assert validate(result.problem, result.plan) == []
 
-    def test_no_events_changes_nothing(self, solved_district: District) -> None:
+    @pytest.mark.parametrize("warm", [False, True])
+    def test_no_events_changes_nothing(self, solved_district: District, warm: bool) -> None:
         problem, plan = solved_district
-        result = replan(problem, plan, [], now=9 * H, options=FAST)
+        result = replan(problem, plan, [], now=9 * H, options=FAST, warm_start=warm)
         assert result.diff.mutations == 0
         assert result.diff.affected_staff == ()
         assert validate(result.problem, result.plan) == []
