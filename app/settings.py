@@ -91,6 +91,14 @@ class Settings(DatabaseSettings):
     rate_limit_burst: Annotated[int, Field(ge=1)] = 200
     #: Sign-in attempts per minute per client address (against password guessing).
     login_attempts_per_min: Annotated[int, Field(ge=1)] = 10
+    #: Seconds a verified API key or sign-in token is trusted without reading its row again: a
+    #: revoked key, or a disabled user, stops working at most this long after (0 = every request).
+    auth_cache_ttl_s: Annotated[float, Field(ge=0, le=60)] = 5.0
+    #: Built carer routes kept per process (keyed by plan version and carer; 0 turns it off) ...
+    route_cache_entries: Annotated[int, Field(ge=0)] = 4096
+    #: ... and for how long: an edited address or task shows within this many seconds (a new
+    #: plan version at once).
+    route_cache_ttl_s: Annotated[float, Field(ge=0, le=3600)] = 10.0
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000

@@ -57,7 +57,8 @@ class Figures:
     concurrency: int
 
 
-def _fresh_database(name: str) -> str:
+def fresh_database(name: str) -> str:
+    """An empty database ``name`` on the local server (dropped first if it exists); its URL."""
     admin = create_engine(SERVER, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -66,13 +67,14 @@ def _fresh_database(name: str) -> str:
     return make_url(SERVER).set(database=name).render_as_string(hide_password=False)
 
 
-def _tenant(url: str) -> str:
+def seed_tenant(url: str) -> tuple[int, str]:
+    """Migrate the database and create an organisation with an admin key: (org id, key)."""
     engine = make_engine(url)
     try:
         migrate.upgrade(engine)
         with make_sessionmaker(engine).begin() as session:
             org = tenants.create_organisation(session, "Load", timezone="Europe/Vaduz")
-            return tenants.create_api_key(session, org.id, name="bench").plaintext
+            return org.id, tenants.create_api_key(session, org.id, name="bench").plaintext
     finally:
         engine.dispose()
 
@@ -201,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--staff", type=int, default=12)
     parser.add_argument("--db", default="bench_load")
     args = parser.parse_args(argv)
-    url = _fresh_database(args.db)
-    key = _tenant(url)
+    url = fresh_database(args.db)
+    _, key = seed_tenant(url)
     with _server(url) as base:
         result = asyncio.run(_run(base, key, args))
     for name, fig in result.items():

@@ -10,12 +10,14 @@ from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.api import errors, metrics, ratelimit
+from app.api.deps import PrincipalCache
 from app.api.middleware import BodySizeLimit, RequestContext
 from app.api.routers import ROUTERS
 from app.jobs.backend import JobBackend
 from app.jobs.runner import InProcessBackend
 from app.notify.delivery import DeliveryLoop
 from app.planning.pool import get_pool
+from app.planning.views import RouteCache
 from app.settings import Settings
 from app.store.db import make_engine, make_sessionmaker
 
@@ -92,6 +94,10 @@ def create_app(settings: Settings) -> FastAPI:
     webhooks = DeliveryLoop(app.state.sessionmaker, settings)
     app.state.webhooks = webhooks
     app.state.rate_limiter = limiter
+    app.state.route_cache = RouteCache(
+        max_entries=settings.route_cache_entries, ttl_s=settings.route_cache_ttl_s
+    )
+    app.state.principal_cache = PrincipalCache(ttl_s=settings.auth_cache_ttl_s)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Added last = outermost: every answer (413s and 500s included) is timed, logged and has an id.

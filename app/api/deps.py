@@ -9,24 +9,35 @@ data takes a :data:`CurrentPrincipal` (or a scoped alias) and passes ``principal
 A credential is an API key (integrations; ``X-API-Key`` or ``Authorization: Bearer hc_...``) or a
 person's sign-in token (``Authorization: Bearer <JWT>`` from ``POST /v1/auth/token``). Nurses
 are refused by the dependency itself everywhere except endpoints marked :data:`OWN_ROUTE`.
+
+A verified credential is remembered for ``AUTH_CACHE_TTL_S`` seconds (default 5, per process,
+:class:`PrincipalCache`): within that time a revoked API key, or a disabled or re-roled user,
+may still be served; after it the row is read again. A token is never trusted past its ``exp``.
+A change committed in this process (revoking a key, disabling a user) empties the caches at once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import hashlib
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
+from sqlalchemy import event, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.api import ratelimit, security
 from app.errors import Forbidden, Unauthenticated
 from app.settings import Settings
 from app.store import tenants, users
-from app.store.models import Role, utcnow
+from app.store.models import ApiKey, Role, User, UserDistrict, utcnow
 
 
 def get_settings(request: Request) -> Settings:
@@ -98,6 +109,98 @@ OWN_ROUTE = "own_route"
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 
 
+class PrincipalCache:
+    """Verified credentials and their principal, for ``ttl_s`` seconds (0 disables it).
+
+    Keyed by the SHA-256 of the credential (no plaintext key or token is kept), bounded to
+    ``max_entries`` (least recently used dropped first) and thread-safe: the gate runs in the
+    thread pool. Revocation and disabling take effect within ``ttl_s`` in every process.
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl_s: float = 5.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._entries: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self.clock = clock
+        _CACHES.add(self)
+
+    @staticmethod
+    def _key(credential: str) -> bytes:
+        return hashlib.sha256(credential.encode("utf-8")).digest()
+
+    def get(self, credential: str) -> Principal | None:
+        """The principal of ``credential`` if verified less than ``ttl_s`` ago."""
+        if self.ttl_s <= 0:
+            return None
+        key = self._key(credential)
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is None:
+                return None
+            if self.clock() >= hit[1]:
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return hit[0]
+
+    def put(self, credential: str, principal: Principal, *, valid_s: float | None = None) -> None:
+        """Remember ``principal`` for ``ttl_s`` seconds, or ``valid_s`` if shorter (token exp)."""
+        ttl = self.ttl_s if valid_s is None else min(self.ttl_s, valid_s)
+        if ttl <= 0 or self.max_entries <= 0:
+            return
+        key = self._key(credential)
+        with self._lock:
+            self._entries[key] = (principal, self.clock() + ttl)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every credential (e.g. after revoking one in this process)."""
+        with self._lock:
+            self._entries.clear()
+
+
+#: Every principal cache of this process, emptied when credentials change (see below).
+_CACHES: weakref.WeakSet[PrincipalCache] = weakref.WeakSet()
+#: Rows a cached :class:`Principal` is made from: a commit in this process that changed one of
+#: them through the ORM (revoking a key, disabling a user, changing a role or districts) empties
+#: every principal cache of the process at once; other processes see it within the TTL.
+_CREDENTIAL_ROWS = (ApiKey, User, UserDistrict)
+_CREDENTIALS_CHANGED = "homecare_credentials_changed"
+
+
+@event.listens_for(Session, "after_flush")
+def _note_credential_changes(session: Session, _context: object) -> None:
+    """Mark the session when it wrote a row a cached principal depends on."""
+    if _CREDENTIALS_CHANGED in session.info:
+        return
+    for obj in (*session.dirty, *session.deleted, *session.new):
+        if isinstance(obj, _CREDENTIAL_ROWS):
+            session.info[_CREDENTIALS_CHANGED] = True
+            return
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_changed_credentials(session: Session) -> None:
+    """After a commit that changed credentials, empty every principal cache of the process."""
+    if session.info.pop(_CREDENTIALS_CHANGED, False):
+        for cache in list(_CACHES):
+            cache.clear()
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_credential_mark(session: Session) -> None:
+    session.info.pop(_CREDENTIALS_CHANGED, None)
+
+
 def _api_key_principal(session: Session, plaintext: str) -> Principal:
     key = tenants.find_active_key(session, plaintext)
     if key is None:
@@ -105,8 +208,8 @@ def _api_key_principal(session: Session, plaintext: str) -> Principal:
         raise Unauthenticated(msg)
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-        key.last_used_at = now
-        session.flush()
+        # A statement, not an ORM change: bookkeeping must not empty the principal caches.
+        session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
     return Principal(
         org_id=key.org_id,
         role=key.role,
@@ -116,14 +219,16 @@ def _api_key_principal(session: Session, plaintext: str) -> Principal:
     )
 
 
-def _token_principal(session: Session, settings: Settings, token: str) -> Principal:
+def _token_principal(
+    session: Session, settings: Settings, token: str
+) -> tuple[Principal, security.TokenClaims]:
     claims = security.decode_token(settings, token)
     user = users.active_user(session, claims.user_id, claims.org_id)
     if user is None or user.role is not claims.role:
         # Disabled, deleted, moved or re-roled since sign-in: the token no longer speaks for them.
         msg = "the token's user is disabled or changed; sign in again"
         raise Unauthenticated(msg)
-    return Principal(
+    principal = Principal(
         org_id=user.org_id,
         role=user.role,
         scopes=frozenset(tenants.DEFAULT_SCOPES_BY_ROLE[user.role]),
@@ -132,19 +237,37 @@ def _token_principal(session: Session, settings: Settings, token: str) -> Princi
         staff_id=user.staff_id if user.role is Role.NURSE else None,
         district_ids=users.district_ids(session, user.id) if user.role is Role.PLANNER else None,
     )
+    return principal, claims
 
 
 def authenticate(
-    session: Session, settings: Settings, bearer: str | None, api_key: str | None
+    session: Session,
+    settings: Settings,
+    bearer: str | None,
+    api_key: str | None,
+    cache: PrincipalCache | None = None,
 ) -> Principal:
-    """The principal of an API key (``X-API-Key`` or Bearer) or a sign-in token (Bearer)."""
+    """The principal of an API key (``X-API-Key`` or Bearer) or a sign-in token (Bearer).
+
+    With ``cache``, a credential verified less than ``cache.ttl_s`` ago is not verified again.
+    """
     credential = bearer or api_key
     if not credential:
         msg = "missing credentials: send 'Authorization: Bearer <key or token>' or 'X-API-Key'"
         raise Unauthenticated(msg)
+    if cache is not None:
+        known = cache.get(credential)
+        if known is not None:
+            return known
     if bearer and security.looks_like_jwt(bearer):
-        return _token_principal(session, settings, bearer)
-    return _api_key_principal(session, credential)
+        principal, claims = _token_principal(session, settings, bearer)
+        if cache is not None:
+            cache.put(credential, principal, valid_s=claims.expires_at - time.time())
+        return principal
+    principal = _api_key_principal(session, credential)
+    if cache is not None:
+        cache.put(credential, principal)
+    return principal
 
 
 def current_principal(
@@ -161,7 +284,11 @@ def current_principal(
     or a nurse calls anything but an :data:`OWN_ROUTE` endpoint.
     """
     principal = authenticate(
-        session, settings, bearer.credentials if bearer is not None else None, api_key
+        session,
+        settings,
+        bearer.credentials if bearer is not None else None,
+        api_key,
+        getattr(request.app.state, "principal_cache", None),
     )
     # Seen by the access log (org and a non-personal actor label only).
     request.state.principal = principal

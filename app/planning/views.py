@@ -3,6 +3,13 @@
 The carer's route is built from the current published version only. Its ETag is the SHA-256 of
 the carer's own content (stops, times, addresses, tasks), not of the plan id or version: a
 re-plan that leaves this carer's day as it was keeps the ETag, so the phone keeps its copy.
+
+Built routes are cached (:class:`RouteCache`) by (plan id, staff id): a plan version never
+changes once stored, and a new version has a new id, so a re-plan is seen at once. Each request
+still runs one query (:func:`route_target`) to find the carer and the day's current version.
+The addresses and tasks in a route are read from the live client and visit rows when it is
+built, so an edit to those without a new plan shows once the entry is older than the cache's
+``ttl_s`` (``ROUTE_CACHE_TTL_S``, default 10 s).
 """
 
 from __future__ import annotations
@@ -10,26 +17,127 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, undefer
 
 from app.errors import NotFound
-from app.planning.versions import current_plan
 from app.store.inputs import format_time_of_day
-from app.store.models import Client, District, Plan, Staff, Visit
+from app.store.models import Client, District, Plan, PlanStatus, Staff, Visit
 
 
-def find_staff(session: Session, org_id: int, external_id: str) -> Staff:
-    """The organisation's staff member ``external_id``; :class:`NotFound` otherwise."""
-    row = session.scalar(
-        select(Staff).where(Staff.org_id == org_id, Staff.external_id == external_id)
-    )
+@dataclass(frozen=True, slots=True)
+class RouteTarget:
+    """Who a route request is about and which plan version it reads (one query's answer)."""
+
+    staff_id: int
+    district_id: int
+    external_id: str
+    #: The current published plan of the carer's district that day; None if there is none.
+    plan_id: int | None
+
+
+def route_target(session: Session, org_id: int, external_id: str, day: dt.date) -> RouteTarget:
+    """The staff member ``external_id`` and the id of their district's current plan on ``day``.
+
+    One statement (staff row joined to the newest published version of the day) and no plan
+    JSON: the plan's routes are only read when the route is not cached yet.
+
+    Raises
+    ------
+    NotFound
+        No such staff member in the organisation.
+    """
+    row = session.execute(
+        select(Staff.id, Staff.district_id, Plan.id)
+        .outerjoin(
+            Plan,
+            and_(
+                Plan.org_id == Staff.org_id,
+                Plan.district_id == Staff.district_id,
+                Plan.date == day,
+                Plan.status == PlanStatus.PUBLISHED,
+            ),
+        )
+        .where(Staff.org_id == org_id, Staff.external_id == external_id)
+        .order_by(Plan.version.desc())
+        .limit(1)
+    ).first()
     if row is None:
         msg = f"no staff with external_id {external_id!r}"
         raise NotFound(msg)
-    return row
+    return RouteTarget(staff_id=row[0], district_id=row[1], external_id=external_id, plan_id=row[2])
+
+
+@dataclass(frozen=True, slots=True)
+class CachedRoute:
+    """A built route: the JSON body ready to send and its ETag."""
+
+    body: bytes
+    etag: str
+    built_at: float
+
+
+class RouteCache:
+    """Built routes by (plan id, staff id): a bounded LRU whose entries are fresh for ``ttl_s``.
+
+    Thread-safe (route handlers run in the thread pool). ``max_entries`` 0 or ``ttl_s`` 0
+    disables it. Plan versions are immutable, so the key changes with every new version; the TTL
+    only bounds how long an edited address or task (same plan) may be shown as it was.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = 4096,
+        ttl_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._entries: OrderedDict[tuple[int, int], CachedRoute] = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_entries = max_entries
+        self.ttl_s = ttl_s
+        self.clock = clock
+
+    def get(self, plan_id: int, staff_id: int) -> CachedRoute | None:
+        """The fresh entry of this carer in this plan version, if any."""
+        key = (plan_id, staff_id)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if self.clock() - entry.built_at >= self.ttl_s:
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return entry
+
+    def put(self, plan_id: int, staff_id: int, body: bytes, etag: str) -> CachedRoute:
+        """Store a built route (evicting the least recently used beyond ``max_entries``)."""
+        entry = CachedRoute(body=body, etag=etag, built_at=self.clock())
+        if self.max_entries <= 0 or self.ttl_s <= 0:
+            return entry
+        with self._lock:
+            self._entries[(plan_id, staff_id)] = entry
+            self._entries.move_to_end((plan_id, staff_id))
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return entry
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def clear(self) -> None:
+        """Drop every entry."""
+        with self._lock:
+            self._entries.clear()
 
 
 def _nav(prev: dict[str, Any] | None, stop: dict[str, Any]) -> dict[str, str] | None:
@@ -43,21 +151,32 @@ def _nav(prev: dict[str, Any] | None, stop: dict[str, Any]) -> dict[str, str] | 
     return {"osm": f"https://www.openstreetmap.org/directions?route={route}", "geo": f"geo:{to}"}
 
 
-def carer_route(session: Session, org_id: int, staff: Staff, day: dt.date) -> dict[str, Any]:
+def carer_route(session: Session, org_id: int, target: RouteTarget, day: dt.date) -> dict[str, Any]:
     """The carer's stops on ``day`` in the current published plan of their district.
+
+    Reads the plan's routes (the only place the whole plan JSON is decoded) and the carer's
+    clients and visits; callers cache the result (:class:`RouteCache`).
 
     Raises
     ------
     NotFound
         No published plan for the carer's district on ``day``.
     """
-    plan = current_plan(session, org_id, staff.district_id, day)
-    if plan is None:
-        msg = f"no published plan for staff {staff.external_id!r} on {day.isoformat()}"
+    row = None
+    if target.plan_id is not None:
+        row = session.execute(
+            select(Plan.routes, Plan.version, District.external_id)
+            .join(District, Plan.district_id == District.id)
+            .where(Plan.org_id == org_id, Plan.id == target.plan_id)
+        ).first()
+    if row is None:
+        msg = f"no published plan for staff {target.external_id!r} on {day.isoformat()}"
         raise NotFound(msg)
-    district = session.scalar(select(District.external_id).where(District.id == plan.district_id))
+    plan_routes: list[dict[str, Any]] = row[0]
+    version: int = row[1]
+    district: str = row[2]
     routes = sorted(
-        (r for r in plan.routes if r["staff"] == staff.external_id),
+        (r for r in plan_routes if r["staff"] == target.external_id),
         key=lambda r: r["stops"][0]["start"] if r["stops"] else 0,
     )
     stops = [s for r in routes for s in r["stops"]]
@@ -118,11 +237,11 @@ def carer_route(session: Session, org_id: int, staff: Staff, day: dt.date) -> di
         if s.get("lat") is not None:
             prev = s
     return {
-        "staff": staff.external_id,
+        "staff": target.external_id,
         "date": day,
         "district": district or "",
-        "plan_id": plan.id,
-        "plan_version": plan.version,
+        "plan_id": target.plan_id,
+        "plan_version": version,
         "shifts": [r["shift"] for r in routes],
         "profile": routes[0]["profile"] if routes else None,
         "stops": out,

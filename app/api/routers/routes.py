@@ -1,12 +1,17 @@
-"""The nurses' route: one carer's ordered stops of the current published plan."""
+"""The nurses' route: one carer's ordered stops of the current published plan.
+
+The hot path is one SQL statement (the carer and the id of the current plan version) and a
+lookup in the app's :class:`app.planning.views.RouteCache`; the route is built, validated and
+encoded to JSON once per plan version and carer, and a matching ``If-None-Match`` answers 304
+without touching the body.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from app.api import authz
 from app.api.deps import RouteReader, SessionDep
@@ -30,6 +35,7 @@ router = APIRouter(prefix="/v1/staff", tags=["routes"], route_class=StrictJSONRo
 )
 def get_staff_route(
     external_id: Annotated[str, Path(min_length=1, max_length=100)],
+    request: Request,
     principal: RouteReader,
     session: SessionDep,
     date: Annotated[dt.date, Query(description="The day.")],
@@ -38,14 +44,19 @@ def get_staff_route(
     """Ordered stops with times, address, tasks and a navigation link per stop.
 
     The ETag depends on this carer's stops only: a re-plan that does not touch the carer keeps
-    it, and `If-None-Match` with it answers 304 without a body.
+    it, and `If-None-Match` with it answers 304 without a body. A new plan version is seen at
+    once; an edited address or task without a new plan within `ROUTE_CACHE_TTL_S` seconds.
     """
-    staff = views.find_staff(session, principal.org_id, external_id)
-    authz.ensure_staff_route(principal, staff_id=staff.id, district_id=staff.district_id)
-    body = views.carer_route(session, principal.org_id, staff, date)
-    etag = views.route_etag(body)
-    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-    if views.etag_matches(if_none_match, etag):
+    target = views.route_target(session, principal.org_id, external_id, date)
+    # Role rules first: a nurse learns nothing about another carer's route or plan.
+    authz.ensure_staff_route(principal, staff_id=target.staff_id, district_id=target.district_id)
+    cache: views.RouteCache = request.app.state.route_cache
+    entry = None if target.plan_id is None else cache.get(target.plan_id, target.staff_id)
+    if entry is None:
+        body = views.carer_route(session, principal.org_id, target, date)
+        encoded = CarerRouteOut.model_validate(body).model_dump_json().encode("utf-8")
+        entry = cache.put(body["plan_id"], target.staff_id, encoded, views.route_etag(body))
+    headers = {"ETag": entry.etag, "Cache-Control": "private, no-cache"}
+    if views.etag_matches(if_none_match, entry.etag):
         return Response(status_code=304, headers=headers)
-    out = CarerRouteOut.model_validate(body)
-    return JSONResponse(out.model_dump(mode="json"), headers=headers)
+    return Response(entry.body, media_type="application/json", headers=headers)
