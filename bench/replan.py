@@ -267,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "affected_carers_full": len(full_diff.affected_staff),
             "travel_delta_s": travel_new - int(plan.kpis["travel_s"]),
             "travel_full_delta_s": travel_full - int(plan.kpis["travel_s"]),
+            "served": placed_new,
+            "served_full": placed_full,
             "unassigned": len(result.plan.unassigned),
             "unassigned_full": len(full_plan.unassigned),
             "frozen_changes": changes,
