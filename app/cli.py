@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from app.logging_setup import configure_logging
 from app.settings import Settings, load_settings
 from app.store import migrate, tenants, users
 from app.store.db import make_engine, make_sessionmaker
 from app.store.models import Role
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger("app")
 
@@ -117,6 +122,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     # uvicorn's access log prints raw paths and query strings (external ids, search terms); the
     # app writes its own access line with the route template instead.
+    if args.workers > 1:
+        if settings.job_backend != "procrastinate":
+            # Each worker would run its own embedded job runner and take the others' running
+            # jobs for crashed ones; several API processes need the shared queue.
+            log.error("--workers > 1 needs JOB_BACKEND=procrastinate and `python -m app worker`")
+            return 2
+        if args.demo:
+            os.environ["DEV_MODE"] = "true"  # the worker processes read the environment
+        uvicorn.run(
+            "app.cli:worker_app",
+            factory=True,
+            workers=args.workers,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+        )
+        return 0
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -125,6 +148,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=False,
     )
     return 0
+
+
+def worker_app() -> FastAPI:
+    """The app of one ``serve --workers N`` process (uvicorn factory): settings from the env."""
+    from app.api.app import create_app
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -153,6 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="dev mode with a seeded demo org")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="HTTP worker processes (default 1; more need JOB_BACKEND=procrastinate and a "
+        "separate `python -m app worker`, since the embedded job runner lives in the one process)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     work = sub.add_parser("worker", help="run solve jobs from the queue (PostgreSQL)")
