@@ -11,6 +11,7 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 import osmium
+from shapely.geometry import Point, Polygon
 
 from app.domain import Address, LatLon, TravelMode
 from app.routing.errors import RegionSourceError
@@ -206,6 +207,23 @@ def _centroid(points: list[tuple[float, float]]) -> tuple[float, float]:
     return mean_lon + cx / (3.0 * area) / kx, mean_lat + cy / (3.0 * area)
 
 
+def representative_point(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """A point of an addressed way (lon, lat): inside the building, not just its centroid.
+
+    A closed ring gives its area centroid when that lies inside the polygon, else shapely's
+    ``representative_point`` (an L- or U-shaped building's centroid may lie in the courtyard
+    or next door); an open line or a broken ring gives :func:`_centroid`.
+    """
+    centre = _centroid(points)
+    if len(points) < 4 or points[0] != points[-1]:
+        return centre
+    polygon = Polygon(points)
+    if not polygon.is_valid or polygon.contains(Point(centre)):
+        return centre
+    inside = polygon.representative_point()
+    return float(inside.x), float(inside.y)
+
+
 class _Reader(osmium.SimpleHandler):  # type: ignore[misc]
     def __init__(self) -> None:
         super().__init__()
@@ -230,7 +248,7 @@ class _Reader(osmium.SimpleHandler):  # type: ignore[misc]
         if "addr:housenumber" in tags:
             points = [(nd.location.lon, nd.location.lat) for nd in w.nodes if nd.location.valid()]
             if points:
-                lon, lat = _centroid(points)
+                lon, lat = representative_point(points)
                 address = _address(dict(tags), lon, lat)
                 if address is not None:
                     self.extract.addresses.append(address)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 import re
 import unicodedata
@@ -13,11 +14,17 @@ from typing import Protocol
 
 from app.domain import Address, LatLon
 
-#: Candidates this close to their centre are one place (a building tagged as node and way).
-SAME_PLACE_M = 30.0
-#: Candidates this close to their centre are one address spread over a block (shops and entrances
-#: of one building carry its address); beyond it the same text names different places.
-SAME_ADDRESS_M = 100.0
+#: Candidates joined by chains of steps at most this long (single linkage) are one place: a
+#: building tagged as node and way, or the shops and entrances of one block, which all carry its
+#: address (in central Helsinki they lie 50-120 m apart around one block). Candidates in groups
+#: farther apart are different places (the same street and number in two towns, km apart).
+SAME_PLACE_M = 100.0
+#: Candidates all within this of the chosen point match at full quality.
+TIGHT_M = 25.0
+#: Candidates all within this of the chosen point match at 90 % quality; wider at 80 %.
+CLOSE_M = 50.0
+#: Words that may stand in a house number besides single staircase letters ("5 B as 12").
+_NUMBER_WORDS = {"as"}
 _LONE_TOKENS = {"g": "gasse", "pl": "platz", "k": "katu", "sankt": "st", "saint": "st"}
 _SUFFIXES = (("strasse", "str"), ("straat", "str"), ("str", "str"))
 _ABBREVIATIONS = (
@@ -42,13 +49,14 @@ class AddressQuery:
     housenumber: str
     postcode: str | None = None
     city: str | None = None
+    name: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> AddressQuery:
         """Parse ``"[Name,] Street 12a, 9490 City"`` (postcode and city optional).
 
         The first comma-separated part that ends in a house number is the street; parts before
-        it (a building or shop name) are ignored, parts after it give postcode and city.
+        it (a building or shop name) are kept as ``name``, parts after it give postcode and city.
         """
         parts = [p.strip() for p in text.split(",") if p.strip()]
         if not parts:
@@ -65,13 +73,15 @@ class AddressQuery:
                 city = rest or city
             elif city is None:
                 city = part
-        return cls(street=street, housenumber=number, postcode=postcode, city=city)
+        name = ", ".join(parts[:first]) or None
+        return cls(street=street, housenumber=number, postcode=postcode, city=city, name=name)
 
     def text(self) -> str:
         """The one-line form :meth:`parse` reads."""
         tail = " ".join(p for p in (self.postcode, self.city) if p)
         number = ";".join(p.strip() for p in re.split(r"[;,]", self.housenumber) if p.strip())
-        return f"{self.street} {number}" + (f", {tail}" if tail else "")
+        head = f"{self.name}, " if self.name else ""
+        return f"{head}{self.street} {number}" + (f", {tail}" if tail else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,20 +145,78 @@ def street_key(street: str) -> str:
     return "".join(out)
 
 
+def _number_tokens(part: str) -> list[str]:
+    """Digit runs, letter runs and range dashes of a folded house-number part."""
+    text = unicodedata.normalize(
+        "NFKD", part.casefold().replace("\u2013", "-").replace("\u2014", "-")
+    )
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    return re.findall(r"\d+|[a-z]+|-", text)
+
+
+def _is_number_word(token: str) -> bool:
+    return token.isdigit() or token == "-" or len(token) == 1 or token in _NUMBER_WORDS
+
+
+def number_keys(housenumber: str) -> list[str]:
+    """Keys of a house number, main one first: ``"12 A"`` = ``"12a"``; ``"5-7"``; ``"5 B 12"``.
+
+    The number splits at ``;`` and ``,``. A part is kept when it starts with a digit and holds
+    only digits, single (staircase) letters and range dashes ("76;76a" gives two keys). Other
+    parts are floor or courtyard notes ("6, 1. krs. / Floor 1" is "6") and are dropped; of the
+    first part, the leading number is kept ("33 Keskuskatu 5" is "33"). Ranges keep their dash,
+    so "1-5" never equals "15".
+    """
+    keys: list[str] = []
+    for i, part in enumerate(p for p in re.split(r"[;,]", housenumber) if p.strip()):
+        tokens = _number_tokens(part)
+        if not tokens or not tokens[0].isdigit():
+            continue
+        if not all(_is_number_word(t) for t in tokens):
+            if i > 0:
+                continue
+            tokens = list(itertools.takewhile(_is_number_word, tokens))
+        key = "".join(tokens).strip("-")
+        if key and key not in keys:
+            keys.append(key)
+    return keys
+
+
 def number_key(housenumber: str) -> str:
-    """Comparison key of a house number: "12 A" = "12a"."""
-    return fold(housenumber).replace(" ", "")
-
-
-def number_keys(housenumber: str) -> set[str]:
-    """Keys under which an object is found: the whole number and each part of "76;76a"."""
-    parts = [p for p in re.split(r"[;,]", housenumber) if p.strip()]
-    return {number_key(housenumber)} | {number_key(p) for p in parts}
+    """Main comparison key of a house number: "12 A" = "12a" != "12"; "1-5" != "15"."""
+    keys = number_keys(housenumber)
+    return keys[0] if keys else fold(housenumber).replace(" ", "")
 
 
 def _base_number(key: str) -> str:
+    """The leading number of a key: "12a" -> "12"."""
     match = re.match(r"\d+", key)
     return match.group(0) if match else key
+
+
+def _entrance_key(key: str) -> str:
+    """A key without its apartment number: "5b12" -> "5b" (the staircase); else the key."""
+    match = re.match(r"^(\d+[a-z])\d+$", key)
+    return match.group(1) if match else key
+
+
+def _range(key: str) -> tuple[int, int] | None:
+    """The numbers a range key spans: "14-20" -> (14, 20)."""
+    match = re.match(r"^(\d+)[a-z]?-(\d+)[a-z]?$", key)
+    if not match:
+        return None
+    lo, hi = int(match.group(1)), int(match.group(2))
+    return (lo, hi) if lo < hi else None
+
+
+def street_keys(street: str) -> set[str]:
+    """Keys an object's street is found under: the whole and its last comma part.
+
+    ``addr:street`` sometimes carries a building name ("Asemahalli, Kaivokatu"); a query names the
+    street ("Kaivokatu 1"), so the object is indexed under both.
+    """
+    parts = [p for p in street.split(",") if p.strip()]
+    return {street_key(street)} | ({street_key(parts[-1])} if parts else set())
 
 
 def distance_m(a: LatLon, b: LatLon) -> float:
@@ -157,6 +225,43 @@ def distance_m(a: LatLon, b: LatLon) -> float:
     dp, dl = p2 - p1, math.radians(b.lon - a.lon)
     h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * 6_371_008.8 * math.asin(math.sqrt(min(1.0, h)))
+
+
+def _clusters(candidates: Sequence[Address], link_m: float) -> list[list[Address]]:
+    """Single-linkage groups: candidates joined by chains of steps of at most ``link_m``."""
+    groups: list[list[Address]] = []
+    left = list(candidates)
+    while left:
+        group = [left.pop()]
+        i = 0
+        while i < len(group):
+            near = [c for c in left if distance_m(group[i].location, c.location) <= link_m]
+            left = [c for c in left if c not in near]
+            group.extend(near)
+            i += 1
+        groups.append(group)
+    return groups
+
+
+def best_point(
+    members: Sequence[Address], within_m: float = TIGHT_M, max_pairs: int = 12
+) -> LatLon:
+    """The point within ``within_m`` of the most members of a group sharing one address.
+
+    Tried: each member's position, the group's centre and, for groups of at most ``max_pairs``,
+    the midpoint of each pair (two entrances 40 m apart are both served from between them).
+    Ties go to a member (a point at a real object, inside the building), then to the smallest
+    distance sum.
+    """
+    points = [(m.location, 0) for m in members] + [(_centre(members), 1)]
+    if len(members) <= max_pairs:
+        points += [(_centre([a, b]), 1) for a, b in itertools.combinations(members, 2)]
+
+    def score(point: tuple[LatLon, int]) -> tuple[int, int, float]:
+        dists = [distance_m(point[0], o.location) for o in members]
+        return (-sum(d <= within_m for d in dists), point[1], sum(dists))
+
+    return min(points, key=score)[0]
 
 
 def _centre(addresses: Sequence[Address]) -> LatLon:
@@ -169,24 +274,23 @@ def _centre(addresses: Sequence[Address]) -> LatLon:
 def decide(candidates: Sequence[Address], quality: float, source: str = "offline") -> GeocodeResult:
     """Turn the candidates of one query into a result.
 
-    All within :data:`SAME_PLACE_M` of their centre: matched at the centre. All within
-    :data:`SAME_ADDRESS_M`: matched at the most central candidate, quality lowered by 10 %.
-    Farther apart: ambiguous (no location). None: not found.
+    Candidates form one place when single-linkage steps of at most :data:`SAME_PLACE_M` join them
+    all: matched at their :func:`best_point`, quality lowered by 10 % if some candidate is
+    farther than :data:`TIGHT_M` from it, by 20 % if farther than :data:`CLOSE_M`. Several
+    places (the same text in two towns, or two buildings far apart): ambiguous, no location,
+    all candidates listed. None: not found.
     """
     if not candidates:
         return GeocodeResult(GeocodeStatus.NOT_FOUND, source=source)
-    centre = _centre(candidates)
-    spread = max(distance_m(centre, c.location) for c in candidates)
-    if spread <= SAME_PLACE_M:
-        return GeocodeResult(GeocodeStatus.MATCHED, centre, quality, tuple(candidates), source)
-    if spread <= SAME_ADDRESS_M:
-        medoid = min(
-            candidates, key=lambda c: sum(distance_m(c.location, o.location) for o in candidates)
-        )
-        return GeocodeResult(
-            GeocodeStatus.MATCHED, medoid.location, quality * 0.9, tuple(candidates), source
-        )
-    return GeocodeResult(GeocodeStatus.AMBIGUOUS, None, quality, tuple(candidates), source)
+    if len(_clusters(candidates, SAME_PLACE_M)) > 1:
+        return GeocodeResult(GeocodeStatus.AMBIGUOUS, None, quality, tuple(candidates), source)
+    best = best_point(candidates)
+    spread = max(distance_m(best, c.location) for c in candidates)
+    if spread > CLOSE_M:
+        quality *= 0.8
+    elif spread > TIGHT_M:
+        quality *= 0.9
+    return GeocodeResult(GeocodeStatus.MATCHED, best, quality, tuple(candidates), source)
 
 
 class OfflineGeocoder:
@@ -199,30 +303,66 @@ class OfflineGeocoder:
         self.addresses = tuple(addresses)
         self._exact: dict[tuple[str, str], list[int]] = {}
         self._base: dict[tuple[str, str], list[int]] = {}
+        self._ranges: dict[str, list[tuple[int, int, int]]] = {}
         for i, a in enumerate(self.addresses):
-            skey = street_key(a.street)
-            for nkey in number_keys(a.housenumber):
-                self._exact.setdefault((skey, nkey), []).append(i)
-                self._base.setdefault((skey, _base_number(nkey)), []).append(i)
+            for skey, nkey in self._keys(a):
+                self._add(self._exact, (skey, nkey), i)
+                self._add(self._base, (skey, _base_number(nkey)), i)
+                span = _range(nkey)
+                if span is not None and (i not in {r[2] for r in self._ranges.get(skey, [])}):
+                    self._ranges.setdefault(skey, []).append((*span, i))
         self._streets = sorted({k[0] for k in self._exact})
+
+    @staticmethod
+    def _add(index: dict[tuple[str, str], list[int]], key: tuple[str, str], i: int) -> None:
+        found = index.setdefault(key, [])
+        if not found or found[-1] != i:
+            found.append(i)
+
+    @staticmethod
+    def _keys(a: Address) -> set[tuple[str, str]]:
+        """(street, number) keys of an object: its tags, and its text as a query would read it."""
+        parsed = AddressQuery.parse(AddressQuery(a.street, a.housenumber).text())
+        keys = {(s, n) for s in street_keys(a.street) for n in number_keys(a.housenumber)}
+        keys |= {(street_key(parsed.street), n) for n in number_keys(parsed.housenumber)}
+        return keys
 
     def geocode(self, query: AddressQuery) -> GeocodeResult:
         """Find ``query`` among the addresses.
 
-        Tries the exact street and number, then a close street spelling (quality 0.8), then the
-        number without its suffix (quality 0.6); postcode and city, where both sides have them,
-        narrow the candidates and confirm the match.
+        Tries, in order: a building name and street tagged together ("Kaivopiha, Mannerheimintie"),
+        when the query names one; the exact street and number (letters and ranges included:
+        "5a" = "5 A", "5-7" != "57"); the staircase without the apartment ("5 B 12" finds
+        "5 B", quality 0.95); a close street spelling (0.8); a range holding the number on the
+        same side of the street ("16" finds "14-20", 0.8); the number without its letter (0.6).
+        Postcode and city, where both sides have them, narrow the candidates and confirm the match.
         """
         skey, nkey = street_key(query.street), number_key(query.housenumber)
         attempts: list[tuple[list[int], float]] = [(self._exact.get((skey, nkey), []), 1.0)]
-        if not attempts[0][0]:
+        if query.name:  # "Kaivopiha, Mannerheimintie 3": the building named in addr:street first
+            named = street_key(f"{query.name}, {query.street}")
+            attempts.insert(0, (self._exact.get((named, nkey), []), 1.0))
+        if not any(found for found, _ in attempts):
+            if _entrance_key(nkey) != nkey:
+                attempts.append((self._exact.get((skey, _entrance_key(nkey)), []), 0.95))
             for close in difflib.get_close_matches(skey, self._streets, n=3, cutoff=0.85):
                 attempts.append((self._exact.get((close, nkey), []), 0.8))
+            attempts.append((self._in_range(skey, nkey), 0.8))
             attempts.append((self._base.get((skey, _base_number(nkey)), []), 0.6))
         for found, quality in attempts:
             if found:
                 return self._narrow([self.addresses[i] for i in found], query, quality)
         return GeocodeResult(GeocodeStatus.NOT_FOUND)
+
+    def _in_range(self, skey: str, nkey: str) -> list[int]:
+        """Objects whose number range holds ``nkey``'s number with the same parity."""
+        base = _base_number(nkey)
+        if not base.isdigit():
+            return []
+        n = int(base)
+        return [
+            i for lo, hi, i in self._ranges.get(skey, []) if lo <= n <= hi and (n - lo) % 2 == 0
+        ]
 
     def _narrow(self, found: list[Address], query: AddressQuery, quality: float) -> GeocodeResult:
         confirmed = False

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from shapely.geometry import Point, Polygon
 
 from app.domain import Address, LatLon
 from app.routing import AddressQuery, GeocodeStatus, OfflineGeocoder, Region
-from app.routing.geocode import distance_m, number_key, street_key
+from app.routing._osm import _centroid, representative_point
+from app.routing.geocode import distance_m, number_key, number_keys, street_key
 
 
 @pytest.mark.parametrize(
@@ -112,3 +114,105 @@ def test_round_trip_over_the_extract(liechtenstein: Region) -> None:
     # The rest are the same text on objects 50 m to 6 km apart: ambiguous, and reported as such.
     assert close / len(texts) >= 0.97
     assert unique_close / unique >= 0.99
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("5a", "5 A"), ("5 B 12", "5b12"), ("14\u201320", "14 - 20"), ("6, 1. krs. / Floor 1", "6")],
+)
+def test_house_numbers_normalise(a: str, b: str) -> None:
+    assert number_key(a) == number_key(b)
+
+
+def test_ranges_and_notes_keep_their_meaning() -> None:
+    assert number_key("1-5") != number_key("15")
+    assert number_keys("76;76a") == ["76", "76a"]
+    assert number_keys("33 Keskuskatu 5") == ["33"]
+    assert number_keys("2, 2. krs./Floor 2") == ["2"]
+
+
+def test_letters_units_and_ranges_find_their_own_object() -> None:
+    geocoder = OfflineGeocoder(
+        [
+            _addr("Uudenmaankatu", "1-5", 60.1650, 24.9400),
+            _addr("Uudenmaankatu", "15", 60.1640, 24.9380),
+            _addr("Erottajankatu", "7", 60.1660, 24.9440),
+            _addr("Erottajankatu", "7 B", 60.1665, 24.9450),
+            _addr("Mannerheimintie", "14-20", 60.1700, 24.9400),
+        ]
+    )
+    one_to_five = geocoder.geocode(AddressQuery("Uudenmaankatu", "1-5"))
+    assert one_to_five.location == LatLon(lat=60.1650, lon=24.9400)
+    fifteen = geocoder.geocode(AddressQuery("Uudenmaankatu", "15"))
+    assert fifteen.location == LatLon(lat=60.1640, lon=24.9380)
+    staircase = geocoder.geocode(AddressQuery("Erottajankatu", "7b"))
+    assert staircase.location == LatLon(lat=60.1665, lon=24.9450)
+    assert staircase.quality == pytest.approx(0.9)
+    flat = geocoder.geocode(AddressQuery.parse("Erottajankatu 7 B 12"))
+    assert flat.location == LatLon(lat=60.1665, lon=24.9450)
+    assert flat.quality == pytest.approx(0.95)
+    in_range = geocoder.geocode(AddressQuery("Mannerheimintie", "16"))
+    assert in_range.location == LatLon(lat=60.1700, lon=24.9400)
+    assert in_range.quality == pytest.approx(0.8)
+    odd = geocoder.geocode(AddressQuery("Mannerheimintie", "17"))  # other side of the street
+    assert odd.status is GeocodeStatus.NOT_FOUND
+
+
+def test_building_name_in_the_street_tag() -> None:
+    geocoder = OfflineGeocoder(
+        [
+            _addr("Kaivopiha, Mannerheimintie", "3", 60.1690, 24.9400),
+            _addr("Mannerheimintie", "3", 60.1697, 24.9410),
+        ]
+    )
+    query = AddressQuery.parse("Kaivopiha, Mannerheimintie 3")
+    assert query.name == "Kaivopiha"
+    assert AddressQuery.parse(query.text()) == query
+    named = geocoder.geocode(query)
+    assert named.location == LatLon(lat=60.1690, lon=24.9400)
+    plain = geocoder.geocode(AddressQuery("Mannerheimintie", "3"))
+    assert plain.status is GeocodeStatus.MATCHED  # both objects: one place, ~95 m apart
+    assert len(plain.candidates) == 2
+
+
+def test_shared_address_serves_the_group_and_far_duplicates_stay_ambiguous() -> None:
+    # Three entrances of one block: two 10 m apart, one 60 m away; the answer serves the pair.
+    block = [
+        _addr("Yrjönkatu", "29", 60.16600, 24.93700),
+        _addr("Yrjönkatu", "29", 60.16609, 24.93700),
+        _addr("Yrjönkatu", "29", 60.16654, 24.93700),
+    ]
+    # Two towns, no city on either: km apart.
+    towns = [_addr("Landstrasse", "7", 47.1660, 9.5093), _addr("Landstrasse", "7", 47.0950, 9.515)]
+    geocoder = OfflineGeocoder([*block, *towns])
+    shared = geocoder.geocode(AddressQuery("Yrjönkatu", "29"))
+    assert shared.status is GeocodeStatus.MATCHED
+    assert shared.location is not None
+    assert sum(distance_m(shared.location, a.location) <= 25 for a in block) == 2
+    assert shared.quality == pytest.approx(0.9 * 0.8)  # no town confirmed it, spread > 50 m
+    far = geocoder.geocode(AddressQuery("Landstrasse", "7"))
+    assert far.status is GeocodeStatus.AMBIGUOUS
+    assert far.location is None
+    assert len(far.candidates) == 2
+
+
+def test_two_entrances_are_served_from_between_them() -> None:
+    pair = [_addr("Simonkatu", "7", 60.1680, 24.9350), _addr("Simonkatu", "7", 60.1684, 24.9350)]
+    result = OfflineGeocoder(pair).geocode(AddressQuery("Simonkatu", "7"))
+    assert result.location is not None
+    assert all(distance_m(result.location, a.location) <= 25 for a in pair)
+
+
+def test_city_disambiguates_far_duplicates(small: OfflineGeocoder) -> None:
+    result = small.geocode(AddressQuery.parse("Landstrasse 19, Triesen"))
+    assert result.status is GeocodeStatus.MATCHED
+    assert result.location == LatLon(lat=47.0950, lon=9.5150)
+
+
+def test_representative_point_lies_inside_an_l_shaped_building() -> None:
+    ring = [(0.0, 0.0), (0.001, 0.0), (0.001, 0.0002), (0.0002, 0.0002), (0.0002, 0.001)]
+    ring += [(0.0, 0.001), (0.0, 0.0)]
+    assert not Polygon(ring).contains(Point(_centroid(ring)))
+    assert Polygon(ring).contains(Point(representative_point(ring)))
+    square = [(0.0, 0.0), (0.001, 0.0), (0.001, 0.001), (0.0, 0.001), (0.0, 0.0)]
+    assert representative_point(square) == _centroid(square)
