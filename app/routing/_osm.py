@@ -224,7 +224,7 @@ def representative_point(points: list[tuple[float, float]]) -> tuple[float, floa
     return float(inside.x), float(inside.y)
 
 
-class _Reader(osmium.SimpleHandler):  # type: ignore[misc]
+class _Reader(osmium.SimpleHandler):
     def __init__(self) -> None:
         super().__init__()
         self.extract = Extract()
