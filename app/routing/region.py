@@ -32,7 +32,7 @@ from app.routing.matrix import (
     travel_matrix,
 )
 from app.routing.network import NO_PATH, ModeNetwork
-from app.routing.settings import PIPELINE_VERSION, RoutingSettings
+from app.routing.settings import ADDRESS_FORMAT_VERSION, PIPELINE_VERSION, RoutingSettings
 
 log = logging.getLogger(__name__)
 
@@ -461,7 +461,7 @@ def load_region(
         states[mode] = _ModeState(
             net, rows, state, time.perf_counter() - t0, npz.with_suffix(".graph.pkl")
         )
-    addr_path = base / f"addresses-v{PIPELINE_VERSION}.json"
+    addr_path = base / f"addresses-v{PIPELINE_VERSION}.{ADDRESS_FORMAT_VERSION}.json"
     addresses = _load_addresses(addr_path)
     if addresses is None:
         extract = extract or read_extract(source)

@@ -34,6 +34,9 @@ DEFAULT_DRIVE_SPEEDS: Mapping[str, float] = MappingProxyType(
 
 #: Bumped whenever the processing changes so old caches stop matching.
 PIPELINE_VERSION = 1
+#: Bumped whenever address extraction changes (positions, tags read), independently of the graphs,
+#: so a geocoding fix does not force every road graph to be rebuilt.
+ADDRESS_FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
