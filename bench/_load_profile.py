@@ -8,7 +8,8 @@ The database server's CPU is not included; the statement count stands in for it.
 
 Cases: ``route`` (200 with body, cycling over the carers), ``route_304`` (``If-None-Match``
 with the current ETag), ``route_nurse`` (a nurse's sign-in token on their own route) and
-``plan`` (``GET /v1/plans/{id}``). ``--profile CASE`` prints the top of a cProfile of that case.
+``plan`` (``GET /v1/plans/{id}``), and ``healthz`` as the floor of the middleware, routing and
+thread-pool hop every request pays. ``--profile CASE`` prints the top of a cProfile of that case.
 The last line is JSON.
 """
 
@@ -171,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--staff", type=int, default=12)
     parser.add_argument("--db", default="bench_load_profile")
     parser.add_argument("--profile", default=None, help="cProfile this case and print the top")
+    parser.add_argument("--cases", nargs="*", default=None, help="only these cases")
     args = parser.parse_args(argv)
     url = fresh_database(args.db)
     org_id, key = seed_tenant(url)
@@ -188,11 +190,15 @@ def main(argv: list[str] | None = None) -> int:
         "route_304": (own, [*api, (b"if-none-match", seeded["etag"].encode())]),
         "route_nurse": (own, nurse),
         "plan": ([f"/v1/plans/{seeded['plan_id']}"], api),
+        # The framework's floor: middleware, routing and one sync handler, no auth, no SQL.
+        "healthz": (["/healthz"], []),
     }
 
     async def run() -> dict[str, Cost]:
         out: dict[str, Cost] = {}
         for name, (paths, headers) in cases.items():
+            if args.cases is not None and name not in args.cases:
+                continue
             if name == args.profile:
                 prof = cProfile.Profile()
                 prof.enable()

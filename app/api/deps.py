@@ -19,6 +19,7 @@ A change committed in this process (revoking a key, disabling a user) empties th
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import threading
 import time
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 from sqlalchemy import event, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -270,11 +272,24 @@ def authenticate(
     return principal
 
 
-def current_principal(
+def _authenticate_in_own_session(
+    request: Request, bearer: str | None, api_key: str | None
+) -> Principal:
+    """:func:`authenticate` in a short transaction of its own (it may record ``last_used_at``)."""
+    factory: sessionmaker[Session] = request.app.state.sessionmaker
+    with factory.begin() as session:
+        return authenticate(
+            session,
+            request.app.state.settings,
+            bearer,
+            api_key,
+            getattr(request.app.state, "principal_cache", None),
+        )
+
+
+async def current_principal(
     security_scopes: SecurityScopes,
     request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key_header)],
 ) -> Principal:
@@ -282,22 +297,33 @@ def current_principal(
 
     401 without a valid credential; 429 over the caller's rate limit; 403 when a scope is missing
     or a nurse calls anything but an :data:`OWN_ROUTE` endpoint.
+
+    Runs on the event loop: a credential in the :class:`PrincipalCache` costs no thread-pool
+    hop and no database session; otherwise it is verified in the thread pool, in a transaction
+    of its own. The Redis rate limiter (network I/O) also runs in the thread pool.
     """
-    principal = authenticate(
-        session,
-        settings,
-        bearer.credentials if bearer is not None else None,
-        api_key,
-        getattr(request.app.state, "principal_cache", None),
-    )
+    settings: Settings = request.app.state.settings
+    token = bearer.credentials if bearer is not None else None
+    cache: PrincipalCache | None = getattr(request.app.state, "principal_cache", None)
+    credential = token or api_key
+    principal = cache.get(credential) if cache is not None and credential else None
+    if principal is None:
+        principal = await run_in_threadpool(_authenticate_in_own_session, request, token, api_key)
     # Seen by the access log (org and a non-personal actor label only).
     request.state.principal = principal
-    ratelimit.enforce(
-        request.app.state.rate_limiter,
-        principal.actor,
-        rate=settings.rate_limit_per_s,
-        burst=settings.rate_limit_burst,
-    )
+    limiter: ratelimit.RateLimiter = request.app.state.rate_limiter
+    if settings.rate_limit_per_s > 0:
+        enforce = functools.partial(
+            ratelimit.enforce,
+            limiter,
+            principal.actor,
+            rate=settings.rate_limit_per_s,
+            burst=settings.rate_limit_burst,
+        )
+        if isinstance(limiter, ratelimit.MemoryRateLimiter):
+            enforce()
+        else:
+            await run_in_threadpool(enforce)
     required = [s for s in security_scopes.scopes if s != OWN_ROUTE]
     missing = [s for s in required if not principal.allows(s)]
     if missing:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import Connection, and_, bindparam, select
 from sqlalchemy.orm import Session, undefer
 
 from app.errors import NotFound
@@ -43,31 +43,37 @@ class RouteTarget:
     plan_id: int | None
 
 
-def route_target(session: Session, org_id: int, external_id: str, day: dt.date) -> RouteTarget:
+#: Built once: the carer and the newest published version of their district's day.
+_ROUTE_TARGET = (
+    select(Staff.id, Staff.district_id, Plan.id)
+    .outerjoin(
+        Plan,
+        and_(
+            Plan.org_id == Staff.org_id,
+            Plan.district_id == Staff.district_id,
+            Plan.date == bindparam("day"),
+            Plan.status == PlanStatus.PUBLISHED,
+        ),
+    )
+    .where(Staff.org_id == bindparam("org_id"), Staff.external_id == bindparam("external_id"))
+    .order_by(Plan.version.desc())
+    .limit(1)
+)
+
+
+def route_target(conn: Connection, org_id: int, external_id: str, day: dt.date) -> RouteTarget:
     """The staff member ``external_id`` and the id of their district's current plan on ``day``.
 
-    One statement (staff row joined to the newest published version of the day) and no plan
-    JSON: the plan's routes are only read when the route is not cached yet.
+    One Core statement (no ORM session, no plan JSON): the plan's routes are only read when
+    the route is not cached yet.
 
     Raises
     ------
     NotFound
         No such staff member in the organisation.
     """
-    row = session.execute(
-        select(Staff.id, Staff.district_id, Plan.id)
-        .outerjoin(
-            Plan,
-            and_(
-                Plan.org_id == Staff.org_id,
-                Plan.district_id == Staff.district_id,
-                Plan.date == day,
-                Plan.status == PlanStatus.PUBLISHED,
-            ),
-        )
-        .where(Staff.org_id == org_id, Staff.external_id == external_id)
-        .order_by(Plan.version.desc())
-        .limit(1)
+    row = conn.execute(
+        _ROUTE_TARGET, {"day": day, "org_id": org_id, "external_id": external_id}
     ).first()
     if row is None:
         msg = f"no staff with external_id {external_id!r}"
