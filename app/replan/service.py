@@ -1,9 +1,15 @@
-"""Re-plan a day: apply events, solve only the open part, splice it behind the frozen prefix.
+"""Re-plan a day: apply events, repair only the open part, splice it behind the frozen prefix.
 
-The solver never sees a frozen stop: it gets the open problem (movable visits, shifts starting at
-each carer's resume point) with ``current_assignment`` and a stability penalty, so a visit stays
-with its carer unless moving it pays. Its routes are then appended to the untouched frozen
-prefixes and the result is checked, not trusted: every frozen stop must come back byte-identical.
+The default strategy (``"insert"``, :mod:`app.replan.repair`) keeps every open route as it was,
+re-times it, and inserts only the visits that must move (orphaned, urgent, taken out of a route
+that no longer fits) at their cheapest feasible place. When one of those finds no place, or the
+result fails the validator, the re-solve below runs too and the better plan wins.
+
+Re-solve (``"resolve"``): the solver never sees a frozen stop: it gets the open problem
+(movable visits, shifts starting at each carer's resume point) with ``current_assignment`` and
+a stability penalty, so a visit stays with its carer unless moving it pays. Its routes are then
+appended to the untouched frozen prefixes and the result is checked, not trusted: every frozen
+stop must come back byte-identical.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from app import scheduling
 from app.replan.apply import ReplanInput, closing_stop, prepare_replan
@@ -18,6 +25,7 @@ from app.replan.diff import DEFAULT_START_THRESHOLD_S, PlanDiff, diff_plans
 from app.replan.errors import FrozenStopChangedError
 from app.replan.events import Event
 from app.replan.freeze import DEFAULT_FREEZE_S, FrozenRoute
+from app.replan.repair import insertion_repair, mandatory_placed
 from app.replan.retime import keep_times
 from app.scheduling.model import (
     Plan,
@@ -32,6 +40,10 @@ from app.scheduling.model import (
 #: Stability used when the caller's options leave it at 0: moving a visit away from its carer
 #: must save more than an hour of travel (see docs/decisions/replan-freeze-and-stability.md).
 DEFAULT_STABILITY_PENALTY_S = 3600
+
+#: ``"insert"``: keep routes, insert what must move, re-solve only as a fallback (default).
+#: ``"resolve"``: re-solve the whole open part with VROOM and the stability penalty.
+Strategy = Literal["insert", "resolve"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +74,7 @@ def replan(
     options: SolveOptions | None = None,
     start_threshold_s: int = DEFAULT_START_THRESHOLD_S,
     warm_start: bool = False,
+    strategy: Strategy = "insert",
 ) -> ReplanResult:
     """Repair ``plan`` after ``events``, moving only what has to move.
 
@@ -88,7 +101,14 @@ def replan(
         previously unassigned visits below planned ones, so no planned visit is pushed out
         one-for-one. Off by default: on the Liechtenstein benchmark it cut mutations by ~10%
         but cost ~10% more travel than a full re-solve (the travel floor); see
-        docs/decisions/replan-freeze-and-stability.md.
+        docs/decisions/replan-freeze-and-stability.md. Used by the re-solve only.
+    strategy
+        ``"insert"`` (default): keep the open routes (order, carers, times where feasible),
+        drop the fewest visits from a route that no longer fits, and insert orphaned, urgent
+        and dropped visits at their cheapest feasible place (previously unassigned ones only
+        where nothing else moves). If one of them stays unplaced or the plan fails the
+        validator, the re-solve runs as well and the plan placing more mandatory visits, then
+        with fewer mutations, then less travel, is returned. ``"resolve"``: the re-solve only.
 
     Returns
     -------
@@ -108,6 +128,25 @@ def replan(
     if opts.stability_penalty_s <= 0:
         opts = replace(opts, stability_penalty_s=DEFAULT_STABILITY_PENALTY_S)
     inp = prepare_replan(problem, plan, events, now=now, freeze_s=freeze_s)
+    if strategy == "resolve":
+        full_problem, new_plan = _resolve(inp, plan, opts, warm_start=warm_start)
+    else:
+        full_problem, new_plan = _insert_or_resolve(
+            inp, plan, opts, warm_start=warm_start, start_threshold_s=start_threshold_s
+        )
+    new_plan = replace(new_plan, solve_time_s=time.perf_counter() - t0)
+    return ReplanResult(
+        plan=new_plan,
+        diff=diff_plans(plan, new_plan, start_threshold_s=start_threshold_s),
+        orphaned=inp.orphaned,
+        problem=full_problem,
+    )
+
+
+def _resolve(
+    inp: ReplanInput, old: Plan, opts: SolveOptions, *, warm_start: bool
+) -> tuple[Problem, Plan]:
+    """Re-solve the whole open part with VROOM (stability penalty, optional warm start)."""
     if not warm_start:
         cold = replace(
             inp.open_problem,
@@ -127,14 +166,47 @@ def replan(
                 )
             ),
         )
-    full_problem, new_plan = assemble(inp, plan, open_plan)
-    new_plan = replace(new_plan, solve_time_s=time.perf_counter() - t0)
-    return ReplanResult(
-        plan=new_plan,
-        diff=diff_plans(plan, new_plan, start_threshold_s=start_threshold_s),
-        orphaned=inp.orphaned,
-        problem=full_problem,
+    return assemble(inp, old, open_plan)
+
+
+def _insert_or_resolve(
+    inp: ReplanInput,
+    old: Plan,
+    opts: SolveOptions,
+    *,
+    warm_start: bool,
+    start_threshold_s: int,
+) -> tuple[Problem, Plan]:
+    """Insertion repair; the re-solve too when it leaves a visit out or breaks a rule.
+
+    Of two candidates the one placing more mandatory visits wins, then the one with fewer
+    mutations against ``old``, then the one with less travel.
+    """
+    outcome = insertion_repair(
+        inp,
+        old,
+        start_threshold_s=start_threshold_s,
+        continuity_penalty_s=opts.continuity_penalty_s,
     )
+    inserted: tuple[Problem, Plan] | None
+    try:
+        inserted = assemble(inp, old, outcome.open_plan)
+    except FrozenStopChangedError:
+        inserted = None
+    if inserted is not None and scheduling.validate(*inserted, check_priority=False):
+        inserted = None
+    if inserted is not None and not outcome.unplaced:
+        return inserted
+    resolved = _resolve(inp, old, opts, warm_start=warm_start)
+    if inserted is None:
+        return resolved
+
+    def rank(candidate: tuple[Problem, Plan]) -> tuple[int, int, float]:
+        full, new = candidate
+        moved = diff_plans(old, new, start_threshold_s=start_threshold_s).mutations
+        return (-mandatory_placed(full, new), moved, float(new.kpis.get("travel_s", 0)))
+
+    return min((inserted, resolved), key=rank)
 
 
 def assemble(

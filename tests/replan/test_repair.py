@@ -1,0 +1,148 @@
+"""Insertion-first repair: only the visits an event touches move; the re-solve is a fallback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+
+from app import scheduling
+from app.replan.events import (
+    ActualTimesReported,
+    CarerAbsent,
+    UrgentVisitAdded,
+    VisitCancelled,
+)
+from app.replan.service import replan
+from app.scheduling import validate
+from app.scheduling.model import Plan, Problem, Route, SolveOptions, TimeWindow
+
+from .conftest import FAST, H, visit
+
+District = tuple[Problem, Plan]
+SolveFn = Callable[[Problem, SolveOptions | None], Plan]
+
+
+def _route(plan: Plan, staff: str) -> Route:
+    return next(r for r in plan.routes if r.staff_id == staff)
+
+
+@pytest.fixture
+def no_resolve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if the re-solve (VROOM) runs."""
+
+    def boom(problem: Problem, options: SolveOptions | None = None) -> Plan:
+        msg = "the insertion path should not need the re-solve here"
+        raise AssertionError(msg)
+
+    monkeypatch.setattr(scheduling, "solve", boom)
+
+
+@pytest.fixture
+def solve_calls(monkeypatch: pytest.MonkeyPatch) -> list[Problem]:
+    """Record every re-solve while still running it."""
+    calls: list[Problem] = []
+    real: SolveFn = scheduling.solve
+
+    def spy(problem: Problem, options: SolveOptions | None = None) -> Plan:
+        calls.append(problem)
+        return real(problem, options)
+
+    monkeypatch.setattr(scheduling, "solve", spy)
+    return calls
+
+
+@pytest.mark.usefixtures("no_resolve")
+class TestInsertion:
+    def test_cancellation_moves_nobody(self, district: District) -> None:
+        problem, plan = district
+        result = replan(problem, plan, [VisitCancelled("a3")], now=8 * H + 1800, options=FAST)
+        assert result.diff.removed == ("a3",)
+        assert result.diff.mutations == 0
+        assert set(result.diff.affected_staff) <= {"anna"}
+        assert _route(result.plan, "anna").visit_ids == ("a1", "a2", "a4")
+        for staff in ("bert", "cora"):
+            assert _route(result.plan, staff) == _route(plan, staff)
+        assert validate(result.problem, result.plan) == []
+
+    def test_urgent_visit_goes_to_the_one_qualified_carer(self, district: District) -> None:
+        problem, plan = district
+        urgent = replace(
+            visit("u1", 10, competences=("nurse",)), windows=(TimeWindow(11 * H, 14 * H),)
+        )
+        result = replan(problem, plan, [UrgentVisitAdded(urgent)], now=10 * H, options=FAST)
+        assert "u1" in _route(result.plan, "cora").visit_ids
+        assert result.diff.added == ("u1",)
+        assert result.diff.mutations == 0
+        assert result.diff.affected_staff == ("cora",)
+        for staff in ("anna", "bert"):
+            assert _route(result.plan, staff) == _route(plan, staff)
+        assert validate(result.problem, result.plan) == []
+
+    def test_sick_call_moves_only_the_orphaned_visits(self, district: District) -> None:
+        problem, plan = district
+        result = replan(problem, plan, [CarerAbsent("bert", 7 * H)], now=7 * H, options=FAST)
+        orphans = set(_route(plan, "bert").visit_ids)
+        assert set(result.orphaned) == orphans
+        assert set(result.replaced) == orphans
+        assert set(result.diff.mutated) <= orphans
+        assert set(result.diff.resource_changed) == orphans
+        for staff in ("anna", "cora"):
+            kept = [v for v in _route(result.plan, staff).visit_ids if v not in orphans]
+            assert kept == list(_route(plan, staff).visit_ids)
+        assert validate(result.problem, result.plan) == []
+
+    def test_overrun_moves_only_that_carers_later_stops(self, district: District) -> None:
+        problem, plan = district
+        overrun = ActualTimesReported("a1", 8 * H, 10 * H)
+        result = replan(problem, plan, [overrun], now=8 * H + 1200, options=FAST)
+        assert result.diff.affected_staff == ("anna",)
+        assert _route(result.plan, "anna").visit_ids == ("a1", "a2", "a3", "a4")
+        for staff in ("bert", "cora"):
+            assert _route(result.plan, staff) == _route(plan, staff)
+        assert set(result.diff.mutated) <= {"a2", "a3", "a4"}
+        assert validate(result.problem, result.plan) == []
+
+    def test_overrun_past_the_shift_drops_one_visit_and_places_it_elsewhere(
+        self, district: District
+    ) -> None:
+        problem, plan = district
+        overrun = ActualTimesReported("a1", 8 * H, 13 * H + 1800)
+        result = replan(problem, plan, [overrun], now=8 * H + 1200, options=FAST)
+        anna = _route(result.plan, "anna").visit_ids
+        assert len(anna) == 3  # a1 (frozen) + two of three: exactly one taken out
+        moved = {"a2", "a3", "a4"} - set(anna)
+        assert len(moved) == 1
+        planned = {v for r in result.plan.routes for v in r.visit_ids}
+        assert moved <= planned
+        assert set(result.diff.resource_changed) == moved
+        assert validate(result.problem, result.plan) == []
+
+
+class TestFallback:
+    def test_double_visit_urgent_uses_the_resolve(
+        self, district: District, solve_calls: list[Problem]
+    ) -> None:
+        problem, plan = district
+        double = replace(visit("u2", 6), carers_required=2, windows=(TimeWindow(11 * H, 15 * H),))
+        result = replan(problem, plan, [UrgentVisitAdded(double)], now=10 * H, options=FAST)
+        assert len(solve_calls) == 1
+        assert validate(result.problem, result.plan, check_priority=False) == []
+
+    def test_no_fallback_when_everything_fits(
+        self, district: District, solve_calls: list[Problem]
+    ) -> None:
+        problem, plan = district
+        replan(problem, plan, [VisitCancelled("b2")], now=8 * H, options=FAST)
+        assert solve_calls == []
+
+    def test_resolve_strategy_is_still_reachable(
+        self, district: District, solve_calls: list[Problem]
+    ) -> None:
+        problem, plan = district
+        result = replan(
+            problem, plan, [VisitCancelled("b2")], now=8 * H, options=FAST, strategy="resolve"
+        )
+        assert len(solve_calls) == 1
+        assert validate(result.problem, result.plan) == []
