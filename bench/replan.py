@@ -3,13 +3,16 @@
 Usage::
 
     python -m bench.replan --osm ../shared/data/osm/liechtenstein.osm.pbf \
-        --visits 300 --staff 25 --seed 1 [--time-limit S] [--base-time-limit S]
+        --visits 300 --staff 25 --seed 1 [--time-limit S] [--base-time-limit S] \
+        [--strategy insert|resolve]
 
 Plans the day (warm matrices from osm_cache/), then replays, each on the previous version:
 a sick call at 07:10 (whole day), two cancellations (08:00, 08:30), an urgent visit (09:00) and a
 40-minute overrun (09:30). Each event is handled by :func:`app.replan.replan` (frozen prefix +
 incremental re-solve with stability) and, for comparison, by a full re-solve from scratch of the
-same day (frozen stops kept, no stability, no current assignment).
+same day (frozen stops kept, no stability, no current assignment). ``--strategy`` picks the
+re-plan strategy: ``insert`` (default: keep routes, insert what must move, re-solve as fallback)
+or ``resolve`` (the whole open part re-solved with the stability penalty, the previous default).
 
 ``latency_s`` is the pure core's re-plan time (events in, new plan and diff out, warm matrix);
 the HTTP path and storage are not included. ``mutations_unaffected`` counts mutations (start > 1 h,
@@ -178,6 +181,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="current routes as VROOM steps; orphaned / unassigned visits rank below planned",
     )
+    ap.add_argument(
+        "--strategy",
+        choices=("insert", "resolve"),
+        default="insert",
+        help="insert: keep routes, insert orphans (re-solve fallback); resolve: re-solve all",
+    )
     ap.add_argument("--cache-dir", type=Path, default=ROOT / "osm_cache")
     args = ap.parse_args(argv)
     base_limit = args.base_time_limit or max(3.0, 0.02 * args.visits)
@@ -228,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             freeze_s=args.freeze,
             options=replan_opts,
             warm_start=args.warm_start,
+            strategy=args.strategy,
         )
         latency = time.perf_counter() - t0
 
@@ -290,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": args.seed,
         "stability_penalty_s": args.stability,
         "warm_start": args.warm_start,
+        "strategy": args.strategy,
         "time_limit_s": args.time_limit,
         "events": rows,
         "max_latency_s": max((float(str(r["latency_s"])) for r in rows), default=0.0),
