@@ -286,6 +286,10 @@ class _Repair:
             return False
         candidates: list[tuple[int, str, int, Route]] = []
         for shift in qualified_shifts(self.problem, v):
+            if v.windows and not any(
+                max(w.start, shift.start) + v.duration <= min(w.end, shift.end) for w in v.windows
+            ):
+                continue
             items = self.items[shift.id]
             for pos in range(len(items) + 1):
                 trial = [*items[:pos], (StopKind.VISIT, vid), *items[pos:]]

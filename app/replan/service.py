@@ -182,6 +182,7 @@ def _insert_or_resolve(
     Of two candidates the one placing more mandatory visits wins, then the one with fewer
     mutations against ``old``, then the one with less travel.
     """
+    t0 = time.perf_counter()
     outcome = insertion_repair(
         inp,
         old,
@@ -197,7 +198,10 @@ def _insert_or_resolve(
         inserted = None
     if inserted is not None and not outcome.unplaced:
         return inserted
-    resolved = _resolve(inp, old, opts, warm_start=warm_start)
+    # The fallback shares the re-plan's time budget with the insertion (at least half of it).
+    spent = time.perf_counter() - t0
+    limit = max(opts.time_limit_s / 2, opts.time_limit_s - spent)
+    resolved = _resolve(inp, old, replace(opts, time_limit_s=limit), warm_start=warm_start)
     if inserted is None:
         return resolved
 
