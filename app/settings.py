@@ -54,6 +54,9 @@ class Settings(DatabaseSettings):
     continuity_penalty_s: Annotated[int, Field(ge=0)] = 900
     #: Worker processes that build matrices and solve (each loads the region once).
     planning_workers: Annotated[int, Field(ge=1, le=64)] = 1
+    #: Load the region in the API process at start-up (in the background; /readyz says
+    #: "loading" until it is there), so the first geocode or region call does not wait for it.
+    region_warmup: bool = True
     #: Longest ``?wait=`` a plan request may block before it answers with the job.
     plan_wait_max_s: Annotated[float, Field(ge=0, le=600)] = 60.0
     #: Re-plans leave stops starting within this many minutes of ``now`` as they are.

@@ -149,8 +149,13 @@ def count_rows(engine: Engine) -> dict[str, int]:
 
 @pytest.fixture
 def settings(db: Engine, database_url: str) -> Settings:
-    """Dev-mode settings on the test database."""
-    return Settings(database_url=database_url, dev_mode=True, max_body_bytes=256 * 1024)
+    """Dev-mode settings on the test database (tests that need the region load it themselves)."""
+    return Settings(
+        database_url=database_url,
+        dev_mode=True,
+        max_body_bytes=256 * 1024,
+        region_warmup=False,
+    )
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,7 +18,7 @@ from app.api.routers import ROUTERS
 from app.jobs.backend import JobBackend
 from app.jobs.runner import InProcessBackend
 from app.notify.delivery import DeliveryLoop
-from app.planning.pool import get_pool
+from app.planning.pool import get_pool, get_region, loaded_region
 from app.planning.views import RouteCache
 from app.settings import Settings
 from app.store.db import make_engine, make_sessionmaker
@@ -68,6 +70,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.region_warmup:
+            _start_region_warmup(app, settings)
         await jobs.start()  # recovers jobs a crashed process left running
         await webhooks.start()
         yield
@@ -127,6 +131,27 @@ def _job_backend(settings: Settings, factory: sessionmaker[Session]) -> JobBacke
         settings,
         lambda: get_pool(settings.region_file, settings.osm_cache_dir, settings.planning_workers),
     )
+
+
+_log = logging.getLogger(__name__)
+
+
+def _start_region_warmup(app: FastAPI, settings: Settings) -> None:
+    """Load the region on a daemon thread; ``/readyz`` reports the region "loading" until done.
+
+    A cold ``osm_cache`` builds the road graphs first (15-30 s), which must neither delay the
+    liveness probe nor block shutdown, hence a daemon thread rather than the event loop's executor.
+    """
+    region_file, cache_dir = settings.region_file, settings.osm_cache_dir
+    app.state.region_ready = lambda: loaded_region(region_file, cache_dir) is not None
+
+    def warm() -> None:
+        try:
+            get_region(region_file, cache_dir)
+        except Exception as exc:  # reported by /readyz staying "loading"; the log says why
+            _log.warning("region warm-up failed: %s", type(exc).__name__)
+
+    threading.Thread(target=warm, name="region-warmup", daemon=True).start()
 
 
 def _metrics_endpoint() -> Response:

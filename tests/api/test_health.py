@@ -24,6 +24,7 @@ def test_readyz_is_503_when_the_database_is_unreachable() -> None:
     settings = Settings(
         database_url="postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1",
         dev_mode=True,
+        region_warmup=False,
     )
     with TestClient(create_app(settings)) as client:
         response = client.get("/readyz")

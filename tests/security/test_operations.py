@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from app.api import metrics
+from app.api.app import create_app
 from app.logging_setup import JsonFormatter
 from app.settings import Settings
 from tests.conftest import Tenant
@@ -150,3 +152,33 @@ def test_default_or_weak_secrets_are_refused_outside_dev_mode(secret: str) -> No
     with pytest.raises(ValidationError, match="SECRET_KEY"):
         Settings(dev_mode=False, secret_key=secret)  # type: ignore[arg-type]
     assert Settings(dev_mode=True, secret_key=secret).dev_mode  # type: ignore[arg-type]
+
+
+def test_readyz_reports_the_region_warm_up(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With warm-up on, /readyz waits for the region and then says it is there."""
+    import app.api.app as app_module
+
+    loaded = threading.Event()
+    release = threading.Event()
+
+    def slow_region(region_file: object, cache_dir: object) -> object:
+        release.wait(5)
+        loaded.set()
+        return object()
+
+    monkeypatch.setattr(app_module, "get_region", slow_region)
+    monkeypatch.setattr(
+        app_module, "loaded_region", lambda *_: object() if loaded.is_set() else None
+    )
+    warm = create_app(settings.model_copy(update={"region_warmup": True}))
+    with TestClient(warm) as c:
+        first = c.get("/readyz")
+        assert first.status_code == 503
+        assert first.json()["checks"]["region"] == "loading"
+        release.set()
+        assert loaded.wait(5)
+        second = c.get("/readyz")
+        assert second.status_code == 200
+        assert second.json()["checks"] == {"database": "ok", "region": "ok"}
