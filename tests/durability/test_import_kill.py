@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from app.settings import PROJECT_ROOT
 from app.store.models import Client
@@ -94,15 +94,33 @@ def _clients(engine: Engine, org_id: int) -> int:
         )
 
 
+def _wait_for_a_writing_transaction(engine: Engine, timeout_s: float) -> bool:
+    """Wait until another session holds an open transaction that has written (it has an xid).
+
+    That is the server's import, between its first insert and its commit: the moment to kill it.
+    """
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL"
+    )
+    deadline = time.monotonic() + timeout_s
+    with engine.connect() as conn:
+        while time.monotonic() < deadline:
+            if conn.execute(query).scalar_one() > 0:
+                return True
+            conn.rollback()  # a fresh snapshot of pg_stat_activity on the next read
+            time.sleep(0.002)
+    return False
+
+
 def test_sigkill_during_an_import_leaves_all_of_the_batch_or_none(
     pg_url: str, pg_engine: Engine, tmp_path: Path
 ) -> None:
     timed: Tenant = make_tenant(pg_engine, "Timed")
     victim: Tenant = make_tenant(pg_engine, "Victim")
     with _server(pg_url, tmp_path / "server.log") as (proc, base):
-        t0 = time.monotonic()
+        # A first whole import warms the server up and shows the batch is valid.
         r = httpx.post(f"{base}/v1/import", json=_batch("a"), headers=timed.headers, timeout=60)
-        took = time.monotonic() - t0
         assert r.status_code == 200, r.text
         assert _clients(pg_engine, timed.org_id) == N_CLIENTS
 
@@ -120,7 +138,8 @@ def test_sigkill_during_an_import_leaves_all_of_the_batch_or_none(
 
         sender = threading.Thread(target=post)
         sender.start()
-        time.sleep(took / 2)  # the same import took `took` seconds: kill it half-way
+        # Kill once the import has begun writing and before it commits (no timing guess).
+        assert _wait_for_a_writing_transaction(pg_engine, timeout_s=30)
         os.killpg(proc.pid, signal.SIGKILL)
         sender.join(timeout=30)
     # The server died with the request in flight (no answer came back) ...
