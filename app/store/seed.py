@@ -15,7 +15,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -26,6 +26,9 @@ from app.store import importing, tenants
 from app.store.db import make_engine, make_sessionmaker
 from app.store.inputs import ImportBatch, format_time_of_day
 from app.store.models import Organisation
+
+if TYPE_CHECKING:
+    from app.scheduling.sample import SampleDistrict
 
 log = logging.getLogger(__name__)
 
@@ -130,16 +133,26 @@ def generated_batch(settings: Settings, day: dt.date) -> dict[str, Any] | None:
     sample = generate_district(
         region.addresses, visits=DEMO_VISITS, staff=DEMO_STAFF, seed=DEMO_SEED
     )
+    name = settings.region_file.name.split(".")[0].title()
+    return sample_batch(sample, day, district=DEMO_DISTRICT, district_name=name)
+
+
+def sample_batch(
+    sample: SampleDistrict, day: dt.date, *, district: str, district_name: str
+) -> dict[str, Any]:
+    """One ``POST /v1/import`` batch of a generated district for ``day``.
+
+    Visits and shifts get the external id ``<id>@<date>``, so seeding another day adds that
+    day's rows and seeding the same day again changes nothing.
+    """
     suffix = day.isoformat()
     return {
-        "districts": [
-            {"external_id": DEMO_DISTRICT, "name": settings.region_file.name.split(".")[0].title()}
-        ],
+        "districts": [{"external_id": district, "name": district_name}],
         "staff": [
             {
                 "external_id": s.id,
                 "name": f"Carer {s.id} ({s.level})",
-                "district": DEMO_DISTRICT,
+                "district": district,
                 "competences": sorted(s.competences),
                 "travel_mode": s.mode.value,
                 "start": {"lat": s.home.location.lat, "lon": s.home.location.lon},
@@ -149,7 +162,7 @@ def generated_batch(settings: Settings, day: dt.date) -> dict[str, Any] | None:
         "clients": [
             {
                 "external_id": c.id,
-                "district": DEMO_DISTRICT,
+                "district": district,
                 "street": c.address.street,
                 "housenumber": c.address.housenumber,
                 "postcode": c.address.postcode,
