@@ -5,7 +5,8 @@ These checks add the role rules on top:
 
 - **admin** and organisation-wide API keys: every district of their organisation;
 - **planner**: only the districts in ``principal.district_ids``;
-- **nurse**: only their own route (``principal.staff_id``), nothing else (the dependency in
+- **nurse**: only their own route (``principal.staff_id``), and the actual times or delays of
+  their own visits (:func:`ensure_plan_events`), nothing else (the dependency in
   :mod:`app.api.deps` already refuses nurses on every endpoint not marked ``OWN_ROUTE``).
 
 Reads go through :func:`repository`, which scopes every query to the organisation and, for a
@@ -19,11 +20,13 @@ caller whose *role* can never do an action gets 403.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy.orm import Session
 
 from app.api.deps import Principal
 from app.errors import Forbidden, NotFound
-from app.store.models import Role
+from app.store.models import Plan, Role, Staff
 from app.store.repositories import TenantRepository
 
 
@@ -61,6 +64,46 @@ def ensure_staff_route(principal: Principal, *, staff_id: int, district_id: int)
             raise NotFound(msg)
         return
     ensure_district(principal, district_id, what="route")
+
+
+#: Events a nurse's phone may report on a plan, for visits on the nurse's own route only.
+NURSE_EVENT_KINDS = frozenset({"actual_times_reported", "visit_delayed"})
+
+
+def ensure_event_kinds(principal: Principal, kinds: Iterable[str]) -> None:
+    """Raise :class:`Forbidden` when a nurse reports an event their role may never report."""
+    if principal.role is Role.NURSE and not set(kinds) <= NURSE_EVENT_KINDS:
+        msg = "a nurse credential may only report actual times or delays of their own visits"
+        raise Forbidden(msg)
+
+
+def ensure_plan_events(
+    session: Session, principal: Principal, plan: Plan, visits: Iterable[str]
+) -> None:
+    """Raise unless the caller may post events naming ``visits`` on the stored ``plan``.
+
+    Planners: the plan's district must be theirs. Nurses (after :func:`ensure_event_kinds`): the
+    plan is of their own district and every visit is a stop of their own route in this version;
+    otherwise 404, so neither the plan nor another carer's visit is revealed.
+    """
+    if principal.role is not Role.NURSE:
+        ensure_district(principal, plan.district_id, what="plan")
+        return
+    staff = session.get(Staff, principal.staff_id) if principal.staff_id is not None else None
+    if staff is None or staff.org_id != principal.org_id or staff.district_id != plan.district_id:
+        msg = "plan not found"
+        raise NotFound(msg)
+    own = {
+        stop.get("visit")
+        for route in plan.routes
+        if route.get("staff") == staff.external_id
+        for stop in route.get("stops", [])
+        if stop.get("kind") == "visit"
+    }
+    for visit in visits:
+        if visit not in own:
+            msg = f"visit {visit} not found on your route"
+            raise NotFound(msg)
 
 
 def repository(session: Session, principal: Principal) -> TenantRepository:

@@ -344,3 +344,21 @@ Reader = Annotated[Principal, Security(current_principal, scopes=["read"])]
 Writer = Annotated[Principal, Security(current_principal, scopes=["write"])]
 Planner = Annotated[Principal, Security(current_principal, scopes=["plan"])]
 Admin = Annotated[Principal, Security(current_principal, scopes=["admin"])]
+
+
+def event_reporter(
+    principal: Annotated[Principal, Security(current_principal, scopes=[OWN_ROUTE])],
+) -> Principal:
+    """Planners (the ``plan`` scope) and nurses; the handler applies the role rules for nurses.
+
+    A nurse reports actual times or delays of their own visits only
+    (:func:`app.api.authz.ensure_event_kinds`, :func:`app.api.authz.ensure_plan_events`).
+    """
+    if principal.role is not Role.NURSE and not principal.allows("plan"):
+        msg = "this credential lacks the scope(s): plan"
+        raise Forbidden(msg)
+    return principal
+
+
+#: Events on a plan: the ``plan`` scope, or a nurse reporting on their own visits.
+EventReporter = Annotated[Principal, Depends(event_reporter)]

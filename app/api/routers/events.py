@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from app.api import authz
-from app.api.deps import Planner, Principal, SessionDep, SettingsDep
+from app.api.deps import EventReporter, Principal, SessionDep, SettingsDep
 from app.api.errors import ErrorBody, error_response
 from app.api.plan_schemas import PlanDetailOut
 from app.api.routers._items import ITEM_ERRORS, RowId
@@ -203,9 +203,9 @@ def _prepare(
     body: EventsRequest,
     base_version: int,
 ) -> service.PreparedReplan:
-    authz.ensure_not_nurse(principal)
     row = versions.get_plan(session, principal.org_id, plan_id)
-    authz.ensure_district(principal, row.district_id, what="plan")
+    visits = [ev.visit for ev in body.events if isinstance(ev, VisitDelayedIn | ActualTimesIn)]
+    authz.ensure_plan_events(session, principal, row, visits)
     options = plan_options(settings, {"time_limit_s": settings.replan_time_limit_s})
     freeze = body.freeze_minutes
     return service.prepare_replan(
@@ -257,7 +257,7 @@ async def post_plan_events(
     plan_id: RowId,
     body: EventsRequest,
     request: Request,
-    principal: Planner,
+    principal: EventReporter,
     session: SessionDep,
     settings: SettingsDep,
     if_match: Annotated[str | None, Header(description='`"<version>"` it is based on.')] = None,
@@ -271,7 +271,11 @@ async def post_plan_events(
     mutation count and the affected carers (their route ETags change, nobody else's do).
     A request based on a version that is no longer current gets 409 and stores nothing; of two
     simultaneous re-plans of one version exactly one succeeds.
+
+    A nurse may report `actual_times_reported` and `visit_delayed` for visits on their own route
+    of this version only (403 for any other kind, 404 for a plan or visit that is not theirs).
     """
+    authz.ensure_event_kinds(principal, (ev.kind for ev in body.events))
     header = parse_if_match(if_match) if if_match is not None else None
     if if_match is not None and header is None:
         detail = ErrorDetail(("header", "if-match"), "invalid_version", 'use If-Match: "<version>"')
