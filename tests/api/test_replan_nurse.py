@@ -55,9 +55,8 @@ def plan_count(engine: Engine) -> int:
 def mine(planned: dict[str, Any]) -> tuple[str, str, str]:
     """(nurse's staff, one of their visits, a visit of another carer) of the planned day."""
     stops = visit_stops(planned)
-    # A visit of the nurse after the frozen part (now 10:00). Reporting a morning visit that is
-    # already done currently fails in the re-plan itself (PlanNotValid, 500, for any credential),
-    # a separate defect; these tests are about who may report what.
+    # A visit of the nurse after the frozen part (now 10:00); reporting one already done is
+    # test_a_nurse_reports_a_visit_already_done_to_the_minute.
     own, (staff, _start, _end) = min(
         ((v, s) for v, s in stops.items() if s[1] >= TEN + 3600), key=lambda vs: vs[1][1]
     )
@@ -148,3 +147,30 @@ def test_a_nurse_may_not_post_other_events(
     assert r.json()["error"]["code"] == "forbidden"
     assert plan_count(db) == 1
     assert count_rows(db) == before
+
+
+def test_a_nurse_reports_a_visit_already_done_to_the_minute(
+    client: TestClient,
+    tenant: Tenant,
+    planned: dict[str, Any],
+    db: Engine,
+    settings: Settings,
+) -> None:
+    """The phone's usual report: a morning visit, done, times to the minute (so possibly a few
+    seconds before the planned start, quicker than the matrix): a fact, a new version, no 500."""
+    stops = visit_stops(planned)
+    visit, (staff, start, end) = min(
+        ((v, s) for v, s in stops.items() if s[2] <= TEN - 1800),
+        key=lambda vs: vs[1][1],
+    )
+    headers = nurse_headers(db, settings, tenant, staff)
+    event = {
+        "kind": "actual_times_reported",
+        "visit": visit,
+        "actual_start": hhmm(start),  # rounded down: before the planned start
+        "actual_end": hhmm(end),
+    }
+    r = post_as(client, headers, planned, [event])
+    assert r.status_code == 201, r.text
+    assert r.json()["version"] == 2
+    assert plan_count(db) == 2

@@ -87,6 +87,21 @@ def test_travel_too_short(solved: tuple[Problem, Plan]) -> None:
     assert ViolationKind.TRAVEL in _kinds(p, broken)
 
 
+def test_reported_times_of_a_fixed_stop_may_beat_the_matrix(
+    solved: tuple[Problem, Plan],
+) -> None:
+    """A carer's phone reports what happened: quicker than the matrix is a fact, not a fault."""
+    p, plan = solved
+    r = plan.routes[0]
+    second = [s for s in r.stops if s.kind is StopKind.VISIT][1]
+    prev_end = r.stops[r.stops.index(second) - 1].end
+    start, end = prev_end, prev_end + (second.end - second.start)
+    reported = _edit_stop(plan, second.visit_id or "", start=start, end=end)
+    fact = replace(p, fixed=(FixedStop(second.visit_id or "", r.shift_id, start, end),))
+    assert ViolationKind.TRAVEL not in _kinds(fact, reported)
+    assert ViolationKind.TRAVEL in _kinds(p, reported)  # the same times as a plan are refused
+
+
 def test_duration_cut_short(solved: tuple[Problem, Plan]) -> None:
     p, plan = solved
     stop = next(s for s in _route_of(plan, "v6").stops if s.visit_id == "v6")
