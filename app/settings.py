@@ -67,6 +67,8 @@ class Settings(DatabaseSettings):
     webhook_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
     webhook_poll_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
     webhook_max_attempts: Annotated[int, Field(ge=1, le=20)] = 8
+    #: Allow webhook URLs on loopback/private/link-local addresses (internal receivers only).
+    webhook_allow_private_targets: bool = False
     #: A running job writes a heartbeat this often; one silent for ``job_stale_s`` is lost.
     job_heartbeat_s: Annotated[float, Field(gt=0, le=300)] = 5.0
     job_stale_s: Annotated[float, Field(gt=0)] = 60.0

@@ -26,6 +26,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.notify.targets import PublicOnlyTransport
 from app.replan.webhooks import SIGNATURE_HEADER, RetryPolicy, next_retry_delay, sign
 from app.settings import Settings
 from app.store.models import DeliveryStatus, WebhookDelivery, WebhookSubscription, utcnow
@@ -175,6 +176,8 @@ class DeliveryLoop:
         self._factory = factory
         self._settings = settings
         self._policy = retry_policy(settings)
+        if transport is None and not settings.webhook_allow_private_targets:
+            transport = PublicOnlyTransport()
         self._http = httpx.Client(
             transport=transport, timeout=settings.webhook_timeout_s, follow_redirects=False
         )

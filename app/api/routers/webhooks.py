@@ -13,11 +13,13 @@ from fastapi import APIRouter, Path, Response
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
 from app.api import authz
-from app.api.deps import SessionDep, Writer
+from app.api.deps import SessionDep, SettingsDep, Writer
 from app.api.errors import ErrorBody
 from app.api.routers._items import ITEM_ERRORS, READ_ERRORS, Limit, Offset
 from app.api.routing import StrictJSONRoute
+from app.errors import ErrorDetail, InvalidInput
 from app.notify import outbox
+from app.notify.targets import target_problem
 from app.store import audit
 from app.store.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
 
@@ -121,12 +123,16 @@ def _delivery(row: WebhookDelivery) -> DeliveryOut:
     responses={**READ_ERRORS, 422: {"model": ErrorBody, "description": "Invalid request."}},
 )
 def create_webhook(
-    body: SubscriptionIn, principal: Writer, session: SessionDep
+    body: SubscriptionIn, principal: Writer, session: SessionDep, settings: SettingsDep
 ) -> NewSubscriptionOut:
     """Every plan change is POSTed to `url` as JSON, signed in `Homecare-Signature`
     (`t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>`), retried with backoff on errors.
     The answer holds the secret: store it, it is not shown again."""
     authz.ensure_org_wide(principal)
+    problem = target_problem(str(body.url), allow_private=settings.webhook_allow_private_targets)
+    if problem is not None:
+        msg = "the webhook URL is not allowed"
+        raise InvalidInput(msg, [ErrorDetail(("url",), "webhook_target_not_allowed", problem)])
     new = outbox.create_subscription(
         session,
         principal.org_id,
