@@ -102,6 +102,18 @@ def _longest(windows: list[Window] | None) -> int | None:
     return max((w.end - w.start for w in windows), default=None) if windows else None
 
 
+def _fits_some_window(minutes: int, info: ValidationInfo, what: str) -> int:
+    """``minutes`` if a ``what`` that long fits in at least one of the row's windows."""
+    longest = _longest(info.data.get("windows"))
+    if longest is not None and minutes * 60 > longest:
+        raise PydanticCustomError(
+            "duration_exceeds_windows",
+            "the {what} is longer than every one of its windows",
+            {"what": what},
+        )
+    return minutes
+
+
 class DistrictIn(_Row):
     """A district (the unit a plan is made for)."""
 
@@ -195,12 +207,7 @@ class BreakIn(_Row):
     @field_validator("duration_minutes")
     @classmethod
     def _fits_a_window(cls, minutes: int, info: ValidationInfo) -> int:
-        longest = _longest(info.data.get("windows"))
-        if longest is not None and minutes * 60 > longest:
-            raise PydanticCustomError(
-                "duration_exceeds_windows", "the break is longer than every one of its windows"
-            )
-        return minutes
+        return _fits_some_window(minutes, info, "break")
 
 
 class ShiftIn(_Row):
@@ -269,12 +276,7 @@ class _VisitFields(_Row):
     @field_validator("duration_minutes")
     @classmethod
     def _fits_a_window(cls, minutes: int, info: ValidationInfo) -> int:
-        longest = _longest(info.data.get("windows"))
-        if longest is not None and minutes * 60 > longest:
-            raise PydanticCustomError(
-                "duration_exceeds_windows", "the visit is longer than every one of its windows"
-            )
-        return minutes
+        return _fits_some_window(minutes, info, "visit")
 
 
 class VisitIn(_VisitFields):
