@@ -193,6 +193,7 @@ def prepare_replan(
     freeze_s: int,
     start_threshold_s: int,
     options: PlanOptions,
+    districts: frozenset[int] | None = None,
 ) -> PreparedReplan:
     """Check the base version and resolve ``events`` against the stored problem (reads only).
 
@@ -210,6 +211,9 @@ def prepare_replan(
         Seconds since midnight of the plan date; None: the organisation's local time now.
     freeze_s, start_threshold_s, options
         Re-plan knobs.
+    districts
+        The districts whose clients an urgent visit may name (a planner's); None: any of the
+        organisation. A client outside them is answered like one that does not exist.
 
     Raises
     ------
@@ -228,7 +232,7 @@ def prepare_replan(
     district = session.scalar(select(District.external_id).where(District.id == base.district_id))
     if now_s is None:
         now_s = local_now_s(org.timezone if org else "UTC", base.date)
-    core, new_points = _resolve(session, org_id, full.problem, events)
+    core, new_points = _resolve(session, org_id, full.problem, events, districts)
     job = ReplanJob(
         problem=full.problem,
         routes=full.routes,
@@ -254,7 +258,11 @@ def prepare_replan(
 
 
 def _resolve(
-    session: Session, org_id: int, problem: dict[str, Any], events: Sequence[EventSpec]
+    session: Session,
+    org_id: int,
+    problem: dict[str, Any],
+    events: Sequence[EventSpec],
+    districts: frozenset[int] | None,
 ) -> tuple[tuple[Event, ...], tuple[LatLon, ...]]:
     """Core events with every reference checked; urgent visits get a location index."""
     visits = {v["id"] for v in problem["visits"]}
@@ -283,7 +291,7 @@ def _resolve(
                 continue
             loc = location_of.get(ev.client_id)
             if loc is None:
-                point = _client_point(session, org_id, ev.client_id)
+                point = _client_point(session, org_id, ev.client_id, districts)
                 if point is None:
                     unknown(i, "client", "client with coordinates", ev.client_id)
                     continue
@@ -314,12 +322,15 @@ def _resolve(
     return tuple(out), tuple(new_points)
 
 
-def _client_point(session: Session, org_id: int, external_id: str) -> LatLon | None:
-    row = session.execute(
-        select(Client.lat, Client.lon).where(
-            Client.org_id == org_id, Client.external_id == external_id
-        )
-    ).first()
+def _client_point(
+    session: Session, org_id: int, external_id: str, districts: frozenset[int] | None
+) -> LatLon | None:
+    stmt = select(Client.lat, Client.lon).where(
+        Client.org_id == org_id, Client.external_id == external_id
+    )
+    if districts is not None:
+        stmt = stmt.where(Client.district_id.in_(districts))
+    row = session.execute(stmt).first()
     if row is None or row[0] is None or row[1] is None:
         return None
     return LatLon(float(row[0]), float(row[1]))

@@ -218,6 +218,7 @@ def _prepare(
         freeze_s=(settings.replan_freeze_minutes if freeze is None else freeze) * 60,
         start_threshold_s=body.start_threshold_minutes * 60,
         options=options,
+        districts=authz.visible_districts(principal),
     )
 
 
