@@ -121,3 +121,49 @@ def ensure_org_wide(principal: Principal) -> None:
     if principal.district_ids is not None:
         msg = "this change needs an organisation-wide credential (admin or API key)"
         raise Forbidden(msg)
+
+
+#: How far each role reaches; a credential never grants a role ranked above its own.
+ROLE_RANK: dict[Role, int] = {Role.NURSE: 0, Role.PLANNER: 1, Role.ADMIN: 2}
+
+
+def ensure_may_grant(
+    principal: Principal,
+    *,
+    role: Role,
+    scopes: Iterable[str],
+    district_ids: frozenset[int] | None,
+    what: str,
+) -> None:
+    """Raise :class:`Forbidden` unless ``principal`` may hand out a credential this strong.
+
+    A credential (API key or signed-in person) never creates or re-enables a credential, or
+    widens a user, beyond itself: the new role ranks no higher than the caller's, the new scopes
+    are a subset of the caller's, and the new reach (``district_ids``; None = the whole
+    organisation) lies within the caller's districts.
+
+    Parameters
+    ----------
+    principal
+        The caller.
+    role, scopes
+        The new credential's role and the scopes it will hold (a user's are their role's).
+    district_ids
+        The districts the new credential reaches; None for organisation-wide.
+    what
+        What is being granted, for the message (``"API key"``, ``"user"``).
+    """
+    problems = []
+    if ROLE_RANK[role] > ROLE_RANK[principal.role]:
+        problems.append(f"role {role.value} ranks above the caller's ({principal.role.value})")
+    extra = sorted(set(scopes) - principal.scopes)
+    if extra:
+        problems.append(f"scope(s) {', '.join(extra)} the caller does not hold")
+    reach = principal.district_ids
+    if reach is not None and (district_ids is None or not district_ids <= reach):
+        problems.append("districts outside the caller's")
+    if problems:
+        msg = f"a credential cannot grant more than it holds: this {what} would have " + "; ".join(
+            problems
+        )
+        raise Forbidden(msg)

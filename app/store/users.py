@@ -223,6 +223,19 @@ def view(session: Session, user: User) -> UserView:
     return UserView(user=user, districts=districts, staff=staff)
 
 
+def reach(session: Session, user: User) -> frozenset[int] | None:
+    """The district ids ``user`` reaches: None for an admin (the whole organisation), a planner's
+    districts, a nurse's staff row's district (none without a staff link)."""
+    if user.role is Role.ADMIN:
+        return None
+    if user.role is Role.PLANNER:
+        return district_ids(session, user.id)
+    if user.staff_id is None:
+        return frozenset()
+    district = session.scalar(select(Staff.district_id).where(Staff.id == user.staff_id))
+    return frozenset() if district is None else frozenset({district})
+
+
 def list_users(session: Session, org_id: int) -> list[User]:
     """Every user of the organisation, by id."""
     return list(session.scalars(select(User).where(User.org_id == org_id).order_by(User.id)))

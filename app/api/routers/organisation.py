@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.api import authz
 from app.api.deps import Admin, Reader, SessionDep
 from app.api.routers._items import AUTH_ERRORS, ITEM_ERRORS, WRITE_ERRORS, RowId
 from app.api.routing import StrictJSONRoute
@@ -196,9 +197,22 @@ def list_api_keys(principal: Admin, session: SessionDep) -> list[ApiKeyOut]:
     responses=WRITE_ERRORS,  # type: ignore[arg-type]
 )
 def create_api_key(body: ApiKeyCreate, principal: Admin, session: SessionDep) -> ApiKeyCreated:
-    """Admin only. The answer holds the key once; only its SHA-256 is stored."""
+    """Admin scope. The answer holds the key once; only its SHA-256 is stored.
+
+    A key is never stronger than the caller (403 otherwise): its role ranks no higher than the
+    caller's, its scopes are a subset of the caller's, and the caller reaches the whole
+    organisation (keys do).
+    """
     new = tenants.create_api_key(
         session, principal.org_id, name=body.name, role=body.role, scopes=body.scopes
+    )
+    # After the checks of the scopes themselves (422 for an unknown one); 403 rolls it back.
+    authz.ensure_may_grant(
+        principal,
+        role=new.record.role,
+        scopes=new.record.scopes,
+        district_ids=None,
+        what="API key",
     )
     audit.record(
         session,

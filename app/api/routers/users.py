@@ -7,12 +7,13 @@ import datetime as dt
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api import authz
 from app.api.deps import Admin, Principal, SessionDep
 from app.api.errors import ErrorBody
 from app.api.routers._items import AUTH_ERRORS, ITEM_ERRORS, WRITE_ERRORS, RowId
 from app.api.routing import StrictJSONRoute
-from app.store import audit, users
-from app.store.models import Role
+from app.store import audit, tenants, users
+from app.store.models import Role, User
 from app.store.users import UserView
 
 router = APIRouter(prefix="/v1/users", tags=["users"], route_class=StrictJSONRoute)
@@ -88,6 +89,17 @@ def _out(view: UserView) -> UserOut:
     )
 
 
+def _ensure_within_caller(session: SessionDep, principal: Principal, user: User) -> None:
+    """Refuse (403, and the request rolls back) a user left stronger than the caller."""
+    authz.ensure_may_grant(
+        principal,
+        role=user.role,
+        scopes=tenants.DEFAULT_SCOPES_BY_ROLE[user.role],
+        district_ids=users.reach(session, user),
+        what="user",
+    )
+
+
 def _audit(session: SessionDep, principal: Principal, action: str, user_id: int) -> None:
     audit.record(
         session,
@@ -113,7 +125,11 @@ def list_users(principal: Admin, session: SessionDep) -> list[UserOut]:
     responses={**WRITE_ERRORS, **_CONFLICT},  # type: ignore[dict-item]
 )
 def create_user(body: UserCreate, principal: Admin, session: SessionDep) -> UserCreated:
-    """Admin only. A planner sees only `districts`; a nurse only the route of `staff`."""
+    """Admin scope. A planner sees only `districts`; a nurse only the route of `staff`.
+
+    The new user is never stronger than the caller (403 otherwise): their role ranks no higher,
+    their role's scopes are the caller's or fewer, and their districts are within the caller's.
+    """
     password = body.password or users.generate_password()
     user = users.create_user(
         session,
@@ -124,6 +140,7 @@ def create_user(body: UserCreate, principal: Admin, session: SessionDep) -> User
         staff=body.staff,
         districts=body.districts,
     )
+    _ensure_within_caller(session, principal, user)
     _audit(session, principal, "create", user.id)
     out = _out(users.view(session, user))
     return UserCreated(**out.model_dump(), password=None if body.password else password)
@@ -155,8 +172,9 @@ def disable_user(user_id: RowId, principal: Admin, session: SessionDep) -> UserO
     responses=ITEM_ERRORS,
 )
 def enable_user(user_id: RowId, principal: Admin, session: SessionDep) -> UserOut:
-    """Admin only. Idempotent."""
+    """Admin scope. Idempotent. Only a user no stronger than the caller (403 otherwise)."""
     user = users.set_disabled(session, principal.org_id, user_id, disabled=False)
+    _ensure_within_caller(session, principal, user)
     _audit(session, principal, "enable", user_id)
     return _out(users.view(session, user))
 
@@ -172,6 +190,7 @@ def set_districts(
 ) -> UserOut:
     """Admin only. Replaces the list; unknown districts are refused (422)."""
     user = users.set_districts(session, principal.org_id, user_id, body.districts)
+    _ensure_within_caller(session, principal, user)
     _audit(session, principal, "set_districts", user_id)
     return _out(users.view(session, user))
 
@@ -185,5 +204,6 @@ def set_districts(
 def set_staff(user_id: RowId, body: StaffLinkIn, principal: Admin, session: SessionDep) -> UserOut:
     """Admin only. The nurse then reads exactly that staff member's route."""
     user = users.set_staff(session, principal.org_id, user_id, body.staff)
+    _ensure_within_caller(session, principal, user)
     _audit(session, principal, "set_staff", user_id)
     return _out(users.view(session, user))
