@@ -33,6 +33,39 @@ from app.store.models import DeliveryStatus, WebhookDelivery, WebhookSubscriptio
 
 log = logging.getLogger(__name__)
 
+
+class _RedactUrls(logging.Filter):
+    """Shortens every URL argument of a record to ``scheme://host[:port]/...``.
+
+    httpx logs each request at INFO with its full URL: a webhook URL's path and query may hold a
+    receiver's token, and a geocoder's query holds a client's address.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_origin_only(a) for a in record.args)
+        return True
+
+
+def _origin_only(value: object) -> object:
+    if isinstance(value, httpx.URL):
+        return f"{value.scheme}://{value.netloc.decode('ascii', 'replace')}/..."
+    return value
+
+
+_REDACT = _RedactUrls()
+
+
+def redact_http_client_logs() -> None:
+    """Make the ``httpx`` and ``httpcore`` loggers write no path or query (idempotent)."""
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if _REDACT not in logger.filters:
+            logger.addFilter(_REDACT)
+    # httpcore's debug lines name hosts and headers; nothing the service needs to read.
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
 #: Statuses worth retrying besides 5xx (request timeout, rate limited).
 RETRY_STATUSES = frozenset({408, 429})
 USER_AGENT = "homecare-planner-webhooks/1"
@@ -178,8 +211,13 @@ class DeliveryLoop:
         self._policy = retry_policy(settings)
         if transport is None and not settings.webhook_allow_private_targets:
             transport = PublicOnlyTransport()
+        redact_http_client_logs()
+        # trust_env=False: a proxy from the environment would connect instead of the transport.
         self._http = httpx.Client(
-            transport=transport, timeout=settings.webhook_timeout_s, follow_redirects=False
+            transport=transport,
+            timeout=settings.webhook_timeout_s,
+            follow_redirects=False,
+            trust_env=False,
         )
         self._task: asyncio.Task[None] | None = None
         # Held while a round runs in its thread: stopping waits for it, so no round is left
