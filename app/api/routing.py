@@ -25,27 +25,61 @@ class _NonFinite:
         self.literal = literal
 
 
-def _find_non_finite(node: Any, loc: tuple[str | int, ...]) -> list[dict[str, Any]]:
-    if isinstance(node, _NonFinite):
-        return [
-            {
-                "type": "non_finite_number",
-                "loc": loc,
-                "msg": f"{node.literal} is not a valid JSON number",
-                "input": node.literal,
-            }
-        ]
-    if isinstance(node, dict):
-        return [e for k, v in node.items() for e in _find_non_finite(v, (*loc, k))]
-    if isinstance(node, list):
-        return [e for i, v in enumerate(node) for e in _find_non_finite(v, (*loc, i))]
-    return []
+#: Deepest nesting of arrays and objects a body may have; real requests nest about six deep.
+MAX_DEPTH = 64
+
+
+def _body_error(kind: str, msg: str) -> RequestValidationError:
+    return RequestValidationError([{"type": kind, "loc": ("body",), "msg": msg, "input": None}])
+
+
+def _check_document(doc: Any) -> list[dict[str, Any]]:
+    """Non-finite numbers (with their paths) in ``doc``; raises when it nests too deep.
+
+    Iterative, so a document nested as deep as the parser allowed cannot exhaust the stack here.
+    """
+    errors: list[dict[str, Any]] = []
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(doc, ("body",))]
+    while stack:
+        node, loc = stack.pop()
+        if isinstance(node, _NonFinite):
+            errors.append(
+                {
+                    "type": "non_finite_number",
+                    "loc": loc,
+                    "msg": f"{node.literal} is not a valid JSON number",
+                    "input": node.literal,
+                }
+            )
+            continue
+        if not isinstance(node, dict | list):
+            continue
+        if len(loc) > MAX_DEPTH:
+            msg = f"the body nests arrays and objects deeper than {MAX_DEPTH} levels"
+            raise _body_error("too_deeply_nested", msg)
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        # Reversed, so errors come out in document order.
+        stack.extend((v, (*loc, k)) for k, v in reversed(list(items)))
+    return errors
 
 
 def parse_strict_json(body: bytes) -> Any:
-    """Parse ``body`` as JSON, refusing NaN/Infinity with a field path for each occurrence."""
-    doc = json.loads(body, parse_constant=_NonFinite)
-    errors = _find_non_finite(doc, ("body",))
+    """Parse ``body`` as JSON, refusing NaN/Infinity with a field path for each occurrence.
+
+    Invalid UTF-8 (code ``invalid_utf8``) and nesting deeper than :data:`MAX_DEPTH`
+    (``too_deeply_nested``) are a :class:`RequestValidationError` on ``body`` (422).
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        msg = f"the body is not valid UTF-8 (byte {exc.start})"
+        raise _body_error("invalid_utf8", msg) from None
+    try:
+        doc = json.loads(text, parse_constant=_NonFinite)
+    except RecursionError:
+        msg = f"the body nests arrays and objects deeper than {MAX_DEPTH} levels"
+        raise _body_error("too_deeply_nested", msg) from None
+    errors = _check_document(doc)
     if errors:
         raise RequestValidationError(errors)
     return doc
