@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.schemas import PlanSummary
-from app.store.inputs import format_time_of_day
+from app.store.inputs import PlanningDate, format_time_of_day
 from app.store.models import JobStatus, SolveJob
 
 
@@ -44,7 +44,7 @@ class PlanRequest(BaseModel):
     )
 
     district: str = Field(min_length=1, max_length=100, description="District external id.")
-    date: dt.date = Field(description="The day to plan.")
+    date: PlanningDate = Field(description="The day to plan.")
     options: PlanOptionsIn | None = None
 
 

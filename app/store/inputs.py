@@ -49,6 +49,47 @@ def format_time_of_day(seconds: int) -> str:
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
 
 
+#: The planning range: dates of visits, shifts, templates, plans and date filters lie inside it.
+#: Wide enough for any care record; narrow enough that date arithmetic never leaves the calendar.
+MIN_DATE = dt.date(2000, 1, 1)
+MAX_DATE = dt.date(2099, 12, 31)
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_planning_date(value: Any) -> dt.date:
+    """An ISO ``"YYYY-MM-DD"`` string (or a date) inside [:data:`MIN_DATE`, :data:`MAX_DATE`].
+
+    Numbers and timestamps are refused: a lax parser reads ``0`` as 1970-01-01.
+    """
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        day = value
+    elif isinstance(value, str) and _ISO_DATE.match(value):
+        try:
+            day = dt.date.fromisoformat(value)
+        except ValueError:
+            raise PydanticCustomError("date_invalid", "no such date in the calendar") from None
+    else:
+        raise PydanticCustomError("date_format", 'a date must be an ISO "YYYY-MM-DD" string')
+    if not MIN_DATE <= day <= MAX_DATE:
+        raise PydanticCustomError(
+            "date_out_of_range",
+            f"the date must lie between {MIN_DATE.isoformat()} and {MAX_DATE.isoformat()}",
+        )
+    return day
+
+
+PlanningDate = Annotated[
+    dt.date,
+    BeforeValidator(parse_planning_date),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date",
+            "description": f"ISO date between {MIN_DATE.isoformat()} and {MAX_DATE.isoformat()}.",
+        }
+    ),
+]
+
 TimeOfDay = Annotated[
     int,
     BeforeValidator(parse_time_of_day),
@@ -232,7 +273,7 @@ class ShiftIn(_Row):
 
     external_id: ExternalId
     staff: ExternalId
-    date: dt.date
+    date: PlanningDate
     start: TimeOfDay
     end: TimeOfDay
     breaks: list[BreakIn] = Field(default_factory=list, max_length=10)
@@ -300,7 +341,7 @@ class VisitIn(_VisitFields):
 
     external_id: ExternalId
     client: ExternalId
-    date: dt.date
+    date: PlanningDate
     pinned_carer: ExternalId | None = None
     depends_on: DependencyIn | None = None
     status: VisitStatus = VisitStatus.PLANNED
@@ -331,8 +372,8 @@ class VisitTemplateIn(_VisitFields):
     weekdays: list[Annotated[int, Field(ge=1, le=7)]] = Field(
         min_length=1, max_length=7, description="ISO weekdays: 1 = Monday ... 7 = Sunday."
     )
-    valid_from: dt.date
-    valid_to: dt.date | None = None
+    valid_from: PlanningDate
+    valid_to: PlanningDate | None = None
 
     @field_validator("valid_to")
     @classmethod

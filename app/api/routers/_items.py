@@ -16,7 +16,7 @@ from app.api.deps import Reader, SessionDep, Writer
 from app.api.errors import ErrorBody
 from app.errors import ErrorDetail, InvalidInput, NotFound
 from app.store import audit, importing
-from app.store.inputs import ImportBatch
+from app.store.inputs import ImportBatch, PlanningDate
 from app.store.repositories import DateFilter, Row
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
@@ -27,9 +27,9 @@ DistrictFilter = Annotated[
 #: An integer row id in a path (plans, API keys, users): bounded to the 32-bit column range so an
 #: absurd id is a 422, not a database overflow.
 RowId = Annotated[int, Path(ge=1, le=2_147_483_647)]
-DateQ = Annotated[dt.date | None, Query(description="Only this date.")]
-DateFromQ = Annotated[dt.date | None, Query(description="Only on or after this date.")]
-DateToQ = Annotated[dt.date | None, Query(description="Only on or before this date.")]
+DateQ = Annotated[PlanningDate | None, Query(description="Only this date.")]
+DateFromQ = Annotated[PlanningDate | None, Query(description="Only on or after this date.")]
+DateToQ = Annotated[PlanningDate | None, Query(description="Only on or before this date.")]
 
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing, unknown or revoked API key."},

@@ -7,7 +7,6 @@ crash from the moment the client sees its id.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -46,6 +45,7 @@ from app.jobs import store as jobs
 from app.jobs.backend import JobBackend
 from app.planning import service, versions, views
 from app.planning.loading import district_by_external_id
+from app.store.inputs import PlanningDate
 from app.store.models import JobStatus, PlanStatus
 from app.store.repositories import Row, TenantRepository
 
@@ -238,7 +238,7 @@ def get_current_plan(
     district: str,
     principal: Reader,
     session: SessionDep,
-    date: Annotated[dt.date, Query(description="The plan date.")],
+    date: Annotated[PlanningDate, Query(description="The plan date.")],
 ) -> PlanDetailOut:
     """The latest published version for the district and date (404 if none)."""
     authz.ensure_not_nurse(principal)

@@ -9,7 +9,6 @@ per plan version and carer, and a matching ``If-None-Match`` answers 304 from th
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -23,6 +22,7 @@ from app.api.plan_schemas import CarerRouteOut
 from app.api.routers._items import ITEM_ERRORS
 from app.api.routing import StrictJSONRoute
 from app.planning import views
+from app.store.inputs import PlanningDate
 
 
 @contextlib.contextmanager
@@ -54,7 +54,7 @@ def get_staff_route(
     external_id: Annotated[str, Path(min_length=1, max_length=100)],
     request: Request,
     principal: RouteReader,
-    date: Annotated[dt.date, Query(description="The day.")],
+    date: Annotated[PlanningDate, Query(description="The day.")],
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Ordered stops with times, address, tasks and a navigation link per stop.

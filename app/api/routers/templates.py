@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -23,7 +22,7 @@ from app.api.routers._items import (
 from app.api.routing import StrictJSONRoute
 from app.store import audit
 from app.store import templates as tpl_store
-from app.store.inputs import VisitTemplateIn
+from app.store.inputs import PlanningDate, VisitTemplateIn
 
 router = APIRouter(
     prefix="/v1/visit-templates", tags=["visit-templates"], route_class=StrictJSONRoute
@@ -39,8 +38,8 @@ class ExpandRequest(BaseModel):
         json_schema_extra={"examples": [{"from": "2025-03-03", "to": "2025-03-09"}]},
     )
 
-    from_: dt.date = Field(alias="from")
-    to: dt.date
+    from_: PlanningDate = Field(alias="from")
+    to: PlanningDate
     district: str | None = None
 
 
