@@ -14,6 +14,7 @@ type as ``code``. Input values are never echoed back or logged: they may be heal
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route, compile_path
 
 from app import errors as e
 
@@ -146,13 +148,52 @@ async def _request_validation(_request: Request, exc: Exception) -> JSONResponse
     )
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _method_table(app: FastAPI) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    """Path pattern and methods of every operation (OpenAPI) and plain route, built once."""
+    table: list[tuple[re.Pattern[str], frozenset[str]]] | None = getattr(
+        app.state, "allow_table", None
+    )
+    if table is None:
+        table = []
+        for path, item in app.openapi().get("paths", {}).items():
+            methods = frozenset(m.upper() for m in item) & _HTTP_METHODS
+            table.append((compile_path(path)[0], methods))
+        for route in app.routes:
+            if isinstance(route, Route) and route.methods:
+                table.append((route.path_regex, frozenset(route.methods)))
+        app.state.allow_table = table
+    return table
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers on the request's path.
+
+    Starlette's 405 names only the methods of the first route that matched the path, while
+    several routes (GET, PUT and DELETE of one resource) often share it.
+    """
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for pattern, route_methods in _method_table(request.app):
+        if pattern.match(path):
+            methods.update(route_methods)
+    return sorted(methods)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    headers = dict(exc.headers or {})
     if exc.status_code == 413:
         message = PAYLOAD_TOO_LARGE
-    return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
+    if exc.status_code == 405:
+        allowed = allowed_methods(request)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
+    return error_response(exc.status_code, code, message, headers=headers)
 
 
 async def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -52,14 +52,13 @@ def geocode_clients(
 
     Care-record coordinates are never replaced. Ambiguous and unknown addresses are reported and
     stay without coordinates (their visits are unassigned with reason `not_geocoded`).
+    Storing coordinates writes care data, so this needs an organisation-wide credential
+    (admin or API key; 403 for planners, like every other care-data write).
     """
-    authz.ensure_not_nurse(principal)
+    authz.ensure_org_wide(principal)
     district_id = None
     if body.district is not None:
         district_id = district_by_external_id(session, principal.org_id, body.district).id
-        authz.ensure_district(principal, district_id)
-    elif principal.district_ids is not None:
-        authz.ensure_org_wide(principal)
     region = pool.get_region(settings.region_file, settings.osm_cache_dir)
     outcomes = geocoding.geocode_clients(
         session,

@@ -20,6 +20,7 @@ from app.api.routers._items import (
     add_item_routes,
 )
 from app.api.routing import StrictJSONRoute
+from app.planning.loading import district_by_external_id
 from app.store import audit
 from app.store import templates as tpl_store
 from app.store.inputs import PlanningDate, VisitTemplateIn
@@ -86,8 +87,12 @@ def expand_visit_templates(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> ExpandReport | JSONResponse:
     """Idempotent: the visit of template `T` on date `D` gets external id `T@D`, so expanding the
-    same range again creates nothing, and visits changed or cancelled since are left alone."""
+    same range again creates nothing, and visits changed or cancelled since are left alone.
+
+    An unknown `district` (or another organisation's) is 404, as for plans."""
     authz.ensure_org_wide(principal)
+    if body.district is not None:
+        district_by_external_id(session, principal.org_id, body.district)
 
     def work() -> ExpandReport:
         result = tpl_store.expand(
