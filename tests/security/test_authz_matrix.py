@@ -299,7 +299,10 @@ def test_authorisation_matrix_generated_from_the_openapi_document(
     def judge(role: str, call: Call, r: Any, before: Any, needles: tuple[str, ...]) -> Any:
         tally[role] += 1
         label = f"{role}: {call.method} {call.op.path} [{call.place}] -> {r.status_code}"
-        after = tenant_fingerprint(db, world.t1.org_id)
+        # A refused read changes nothing by construction (and reading every row after each of
+        # them doubles the run); every write and every successful read is compared.
+        refused_read = call.method == "GET" and r.status_code >= 400
+        after = before if refused_read else tenant_fingerprint(db, world.t1.org_id)
         if r.status_code >= 500:
             problems.append(f"{label}: server error")
         if after != before:
@@ -397,6 +400,9 @@ def test_authorisation_matrix_generated_from_the_openapi_document(
 
 def _own(op: Operation, world: World, spec: dict[str, Any], call: Call) -> tuple[Any, ...]:
     own = isolation_request(op, world, "A")
+    if any(p["name"] == "wait" for p in op.spec.get("parameters", [])):
+        # A job that finished after the answer would change rows during a later request.
+        own["params"] = {**own["params"], "wait": 60}
     if (op.method, op.path) == ("POST", "/v1/plans/{plan_id}/events"):
         _kind, body, _ = _event_bodies(spec, world)[0]
         return own["url"], own["params"], body, call.headers

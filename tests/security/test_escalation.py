@@ -10,17 +10,15 @@ checked by *using* the new credential (its scopes, and the token of a new user).
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from app.settings import Settings
 from app.store import tenants, users
 from app.store.db import make_sessionmaker
 from app.store.models import ApiKey, Role, User
-from tests.conftest import count_rows
 from tests.security.conftest import PASSWORD, World
 
 RANK = {"nurse": 0, "planner": 1, "admin": 2}
@@ -29,13 +27,14 @@ ROLE_SCOPES["nurse"] = {"read"}
 ALL = ("read", "write", "plan", "admin")
 
 
-def _subsets(items: tuple[str, ...]) -> list[frozenset[str]]:
-    return [frozenset(c) for n in range(len(items) + 1) for c in itertools.combinations(items, n)]
-
-
 def _may(caller_role: str, caller_scopes: frozenset[str], role: str, scopes: set[str]) -> bool:
     """The rule, as the issue states it (callers here are organisation-wide)."""
     return RANK[role] <= RANK[caller_role] and scopes <= caller_scopes
+
+
+def _keys(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(ApiKey)) or 0)
 
 
 def _key(engine: Engine, org_id: int, role: str, scopes: frozenset[str]) -> dict[str, str]:
@@ -49,12 +48,10 @@ def _key(engine: Engine, org_id: int, role: str, scopes: frozenset[str]) -> dict
 def test_an_api_key_never_creates_a_stronger_key_or_user(
     client: TestClient, world: World, db: Engine
 ) -> None:
-    callers = [
-        (role, scopes | {"admin"})
-        for role in RANK
-        for scopes in _subsets(("read", "write", "plan"))
-        if role != "nurse"  # a nurse-role credential is refused by the gate before any of this
-    ]
+    # Admin-scope callers of both roles that reach the endpoints (a nurse-role credential is
+    # refused by the gate first): alone, with one, two and all other scopes.
+    narrow = [frozenset(), frozenset({"read"}), frozenset({"write", "plan"}), frozenset(ALL)]
+    callers = [(role, scopes | {"admin"}) for role in ("planner", "admin") for scopes in narrow]
     tried = accepted = 0
     problems: list[str] = []
     for n, (caller_role, caller_scopes) in enumerate(callers):
@@ -69,7 +66,7 @@ def test_an_api_key_never_creates_a_stronger_key_or_user(
                     body["scopes"] = sorted(scopes)
                 wanted = set(ROLE_SCOPES[role] if scopes is None else scopes)
                 expect = _may(caller_role, caller_scopes, role, wanted)
-                before = count_rows(db)["api_keys"]
+                before = _keys(db)
                 r = client.post("/v1/api-keys", json=body, headers=headers)
                 tried += 1
                 label = f"{caller_role}{sorted(caller_scopes)} -> key {role}{sorted(wanted)}"
@@ -81,7 +78,7 @@ def test_an_api_key_never_creates_a_stronger_key_or_user(
                     accepted += 1
                     if not set(r.json()["scopes"]) <= caller_scopes:
                         problems.append(f"{label}: holds {r.json()['scopes']}")
-                elif count_rows(db)["api_keys"] != before:
+                elif _keys(db) != before:
                     problems.append(f"{label}: refused but stored")
             user = {
                 "email": f"u{n}-{role}@t1.example",
