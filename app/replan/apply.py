@@ -196,10 +196,14 @@ def prepare_replan(
             orphaned.append(vid)
     orphan_set = frozenset(orphaned)
 
+    # Every visit the new plan names stays in the day's problem: a visit reported unassigned
+    # (cancelled, client away, a dependency on a frozen visit that leaves no start) included,
+    # else the plan reports a visit its own problem does not know (issue 9, found item 1).
+    reported = gone | {u.visit_id for u in unassigned}
     full_visits = tuple(
         _pin(v, freeze) if v.id in frozen_ids else open_visits.get(v.id, v)
         for v in state.visits.values()
-        if v.id in frozen_ids or v.id in open_visits or v.id in gone
+        if v.id in frozen_ids or v.id in open_visits or v.id in reported
     )
     current = {
         vid: sid
