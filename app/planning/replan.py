@@ -96,7 +96,7 @@ class UrgentVisitSpec:
     duration_s: int
     windows: tuple[tuple[int, int], ...]
     competences: frozenset[str] = frozenset()
-    priority: str = "mandatory"
+    priority: Priority = Priority.MANDATORY
     carers_required: int = 1
 
 
@@ -333,7 +333,7 @@ def _visit(spec: UrgentVisitSpec, location: int) -> Visit:
         duration=spec.duration_s,
         windows=tuple(TimeWindow(a, b) for a, b in spec.windows),
         competences=spec.competences,
-        priority=Priority(spec.priority),
+        priority=spec.priority,
         carers_required=spec.carers_required,
     )
 

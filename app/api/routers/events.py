@@ -38,6 +38,7 @@ from app.replan.events import (
     VisitCancelled,
     VisitDelayed,
 )
+from app.scheduling.model import Priority
 from app.settings import Settings
 from app.store.inputs import TimeOfDay, Window
 from app.store.repositories import Row
@@ -87,7 +88,11 @@ class UrgentVisitIn(_In):
     competences: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list, max_length=50
     )
-    priority: Literal["mandatory", "high", "normal", "low"] = "mandatory"
+    #: The core's own vocabulary (one definition): the OpenAPI enum is what the planner takes.
+    priority: Priority = Field(
+        default=Priority.MANDATORY,
+        description="`mandatory` (must happen today) or `optional` (may be left out).",
+    )
     carers_required: int = Field(default=1, ge=1, le=2)
 
 
