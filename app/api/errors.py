@@ -25,6 +25,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import errors as e
+from app.api import metrics
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,11 @@ async def _database_unavailable(_request: Request, exc: Exception) -> JSONRespon
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    # The formatter adds the message of the service's own exceptions and their violations.
     log.error("unhandled %s", type(exc).__name__, exc_info=exc)
+    violations = getattr(exc, "violations", None)
+    if violations:
+        metrics.count_validation_failures(violations, kind="request", outcome="refused")
     return error_response(500, "internal_error", "internal error")
 
 

@@ -35,7 +35,7 @@ from app.domain import LatLon
 from app.errors import ErrorDetail, InvalidInput, NotFound, PlanConflict, Unroutable
 from app.notify import outbox
 from app.planning import codec
-from app.planning.compute import PlanNotValid, PlanResult, route_geometry, solve_options
+from app.planning.compute import PlanResult, route_geometry, solve_options, violation_docs
 from app.planning.inputs import PlanOptions
 from app.planning.versions import (
     current_plan,
@@ -58,7 +58,7 @@ from app.replan.events import (
     VisitDelayed,
     event_to_dict,
 )
-from app.replan.service import replan
+from app.replan.service import ReplanResult, replan
 from app.routing import OffRoadLocation, Region, UnreachableLocation
 from app.scheduling import validate
 from app.scheduling.model import Plan as CorePlan
@@ -144,6 +144,8 @@ class ReplanOutcome:
     diff: dict[str, Any]
     affected_staff: tuple[str, ...]
     mutations: int
+    #: Set when the core had to fall back (see :func:`_inconsistency`): log it and count it.
+    inconsistency: dict[str, Any] | None = None
 
 
 def local_now_s(timezone: str, day: dt.date, now: dt.datetime | None = None) -> int:
@@ -360,8 +362,9 @@ def compute_replan(region: Region, job: ReplanJob) -> ReplanOutcome:
         An urgent visit's place cannot be reached on the roads.
     InvalidInput, PlanConflict
         An event contradicts the plan (e.g. cancelling a visit that has started).
-    PlanNotValid
-        The new plan breaks a hard rule (a solver bug; nothing is stored).
+
+    A repair that breaks a hard rule or fails is not an error here: the core answers with the
+    routes as they stand after the events, and ``inconsistency`` says what happened.
     """
     problem = problem_with_matrices(job.problem, region)
     if job.new_points:
@@ -382,11 +385,7 @@ def compute_replan(region: Region, job: ReplanJob) -> ReplanOutcome:
         raise InvalidInput(str(exc), [detail]) from None
     except EventConflictError as exc:
         raise PlanConflict(str(exc)) from None
-    violations = validate(result.problem, result.plan, check_priority=False)
-    if violations:
-        shown = "; ".join(f"{v.kind.value}: {v.message}" for v in violations[:5])
-        msg = f"the re-planned day breaks {len(violations)} hard rule(s): {shown}"
-        raise PlanNotValid(msg)
+    inconsistency = _inconsistency(result)
     geometry = _geometry(region, result.problem, result.plan, job, result.diff.affected_staff)
     diff = result.diff.to_dict()
     diff["orphaned"] = list(result.orphaned)
@@ -396,7 +395,26 @@ def compute_replan(region: Region, job: ReplanJob) -> ReplanOutcome:
         diff=diff,
         affected_staff=result.diff.affected_staff,
         mutations=result.diff.mutations,
+        inconsistency=inconsistency,
     )
+
+
+def _inconsistency(result: ReplanResult) -> dict[str, Any] | None:
+    """What went wrong inside the re-plan, as ids (None: nothing).
+
+    The core fell back to the routes as they stand when its repair broke a rule or raised;
+    the final check here must agree (what it still finds are facts only, and is reported as
+    ``remaining``: the version is stored anyway, the events being facts too).
+    """
+    remaining = validate(result.problem, result.plan, check_priority=False)
+    found = result.inconsistency
+    if found is None and not remaining:
+        return None
+    return {
+        "violations": violation_docs(found.violations) if found is not None else [],
+        "error": found.error if found is not None else None,
+        "remaining": violation_docs(remaining),
+    }
 
 
 def _grow(region: Region, points: list[LatLon], new: Sequence[LatLon], problem: Problem) -> Problem:

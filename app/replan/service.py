@@ -14,6 +14,7 @@ stop must come back byte-identical.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -25,7 +26,7 @@ from app.replan.diff import DEFAULT_START_THRESHOLD_S, PlanDiff, diff_plans
 from app.replan.errors import FrozenStopChangedError
 from app.replan.events import Event
 from app.replan.freeze import DEFAULT_FREEZE_S, FrozenRoute
-from app.replan.repair import insertion_repair, mandatory_placed
+from app.replan.repair import insertion_repair, kept_routes, mandatory_placed
 from app.replan.retime import keep_times
 from app.scheduling.model import (
     Plan,
@@ -36,6 +37,13 @@ from app.scheduling.model import (
     Stop,
     StopKind,
 )
+from app.scheduling.validate import Violation
+
+log = logging.getLogger(__name__)
+
+#: Rounds of the safe fallback that take out the visits a validation names before it keeps
+#: only the frozen stops.
+FALLBACK_ROUNDS = 5
 
 #: Stability used when the caller's options leave it at 0: moving a visit away from its carer
 #: must save more than an hour of travel (see docs/decisions/replan-freeze-and-stability.md).
@@ -44,6 +52,20 @@ DEFAULT_STABILITY_PENALTY_S = 3600
 #: ``"insert"``: keep routes, insert what must move, re-solve only as a fallback (default).
 #: ``"resolve"``: re-solve the whole open part with VROOM and the stability penalty.
 Strategy = Literal["insert", "resolve"]
+
+
+@dataclass(frozen=True, slots=True)
+class Inconsistency:
+    """Why a re-plan fell back to keeping the routes as they stand (an internal defect).
+
+    ``violations`` are the hard rules the repaired plan broke, ``error`` the exception the
+    repair raised (type and message: ids only); ``remaining`` what even the fallback breaks
+    (only facts were left, e.g. reported times no rule can hold).
+    """
+
+    violations: tuple[Violation, ...] = ()
+    error: str | None = None
+    remaining: tuple[Violation, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +78,8 @@ class ReplanResult:
     orphaned: tuple[str, ...]
     #: The day's problem after the events: the ``problem`` argument of the next re-plan.
     problem: Problem
+    #: Set when the repair failed and the safe fallback made this plan (log and count it).
+    inconsistency: Inconsistency | None = None
 
     @property
     def replaced(self) -> tuple[str, ...]:
@@ -128,11 +152,27 @@ def replan(
     if opts.stability_penalty_s <= 0:
         opts = replace(opts, stability_penalty_s=DEFAULT_STABILITY_PENALTY_S)
     inp = prepare_replan(problem, plan, events, now=now, freeze_s=freeze_s)
-    if strategy == "resolve":
-        full_problem, new_plan = _resolve(inp, plan, opts, warm_start=warm_start)
-    else:
-        full_problem, new_plan = _insert_or_resolve(
-            inp, plan, opts, warm_start=warm_start, start_threshold_s=start_threshold_s
+    inconsistency: Inconsistency | None = None
+    try:
+        if strategy == "resolve":
+            full_problem, new_plan = _resolve(inp, plan, opts, warm_start=warm_start)
+        else:
+            full_problem, new_plan = _insert_or_resolve(
+                inp, plan, opts, warm_start=warm_start, start_threshold_s=start_threshold_s
+            )
+        found = scheduling.validate(full_problem, new_plan, check_priority=False)
+        if found:
+            inconsistency = Inconsistency(violations=tuple(found))
+    except Exception as exc:  # a re-plan never fails the planner: see below
+        # The events were valid (prepare_replan raised nothing), so whatever broke is ours;
+        # the planner still gets the day with the events applied, and the defect is reported.
+        inconsistency = Inconsistency(error=f"{type(exc).__name__}: {exc}")
+    if inconsistency is not None:
+        full_problem, new_plan, remaining = safe_plan(inp, plan)
+        inconsistency = replace(inconsistency, remaining=remaining)
+        log.error(
+            "re-plan fell back to the routes as they stand: %s",
+            inconsistency.error or f"{len(inconsistency.violations)} violation(s)",
         )
     new_plan = replace(new_plan, solve_time_s=time.perf_counter() - t0)
     return ReplanResult(
@@ -140,7 +180,52 @@ def replan(
         diff=diff_plans(plan, new_plan, start_threshold_s=start_threshold_s),
         orphaned=inp.orphaned,
         problem=full_problem,
+        inconsistency=inconsistency,
     )
+
+
+def safe_plan(inp: ReplanInput, old: Plan) -> tuple[Problem, Plan, tuple[Violation, ...]]:
+    """The current plan with the events applied and nothing re-planned: the safe fallback.
+
+    Frozen stops stay; every open route keeps its carer and order (:func:`kept_routes`);
+    displaced visits (orphaned, urgent, no longer fitting) are unassigned with a reason found
+    by checking. Visits a validation still names are taken out and the routes rebuilt, at
+    most :data:`FALLBACK_ROUNDS` times; then only the frozen stops are kept.
+
+    Parameters
+    ----------
+    inp
+        The prepared re-plan.
+    old
+        The previous plan version.
+
+    Returns
+    -------
+    tuple of Problem, Plan and violations
+        The day's problem, the plan, and what it still breaks (empty unless the frozen stops
+        themselves break a rule: they are facts and stay).
+    """
+    open_ids = {v.id for v in inp.open_problem.visits}
+    leave_out: set[str] = set()
+    for _ in range(FALLBACK_ROUNDS):
+        try:
+            full, plan = assemble(inp, old, kept_routes(inp, old, leave_out=leave_out))
+        except FrozenStopChangedError:
+            break
+        found = scheduling.validate(full, plan, check_priority=False)
+        if not found:
+            return full, plan, ()
+        named = {v.visit_id for v in found if v.visit_id in open_ids} - leave_out
+        if not named:
+            break
+        leave_out |= {vid for vid in named if vid is not None}
+    everyone = [v.id for v in inp.open_problem.visits]
+    bare = Plan(
+        routes=(),
+        unassigned=tuple(scheduling.explain_unassigned(inp.open_problem, (), everyone)),
+    )
+    full, plan = assemble(inp, old, bare)
+    return full, plan, tuple(scheduling.validate(full, plan, check_priority=False))
 
 
 def _resolve(
@@ -204,6 +289,8 @@ def _insert_or_resolve(
     resolved = _resolve(inp, old, replace(opts, time_limit_s=limit), warm_start=warm_start)
     if inserted is None:
         return resolved
+    if scheduling.validate(*resolved, check_priority=False):
+        return inserted
 
     def rank(candidate: tuple[Problem, Plan]) -> tuple[int, int, float]:
         full, new = candidate
@@ -386,4 +473,4 @@ def _check_joint(frozen: FrozenRoute, tail: Route) -> None:
         raise FrozenStopChangedError(msg)
 
 
-__all__ = ["ReplanResult", "assemble", "check_frozen", "replan"]
+__all__ = ["Inconsistency", "ReplanResult", "assemble", "check_frozen", "replan", "safe_plan"]

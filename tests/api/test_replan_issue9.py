@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from app.api.routers import events as events_router
+from app.logging_setup import JsonFormatter
+from app.planning.compute import PlanNotValid
+from app.replan import service as core
+from app.routing import Region
 from app.scheduling.model import Priority
-from tests.api.test_replan import planned, post_events, settings
+from app.scheduling.validate import Violation, ViolationKind
+from tests.api.test_replan import TEN, busiest_around, planned, post_events, settings, visit_stops
 from tests.conftest import Tenant
 
 __all__ = ["planned", "settings"]  # fixtures
@@ -57,3 +66,107 @@ def test_a_priority_the_core_does_not_know_is_a_422_naming_the_field(
     path = r.json()["error"]["details"][0]["path"]
     assert path.startswith("events[0]"), path
     assert path.endswith(".priority"), path
+
+
+class InlinePool:
+    """The solver pool, run in this process so a test can plant a defect in the core."""
+
+    def __init__(self, region: Region, fail: Exception | None = None) -> None:
+        self.region = region
+        self.fail = fail
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """``fn(region, *args)`` as a finished future (or the planted failure)."""
+        done: Future[Any] = Future()
+        if self.fail is not None:
+            done.set_exception(self.fail)
+        else:
+            done.set_result(fn(self.region, *args))
+        return done
+
+
+def counter(client: TestClient, **labels: str) -> float:
+    """The value of the validation-failure counter with ``labels`` (0 when absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(f"homecare_plan_validation_failures_total{{{wanted}}}"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def counted(client: TestClient, *, kind: str, outcome: str) -> float:
+    """The counter summed over every broken rule, for one plan kind and outcome."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in client.get("/metrics").text.splitlines()
+        if line.startswith("homecare_plan_validation_failures_total{")
+        and f'kind="{kind}"' in line
+        and f'outcome="{outcome}"' in line
+    )
+
+
+def json_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    """Captured records as the service's JSON log lines."""
+    return [json.loads(JsonFormatter().format(r)) for r in caplog.records]
+
+
+def test_a_repair_that_breaks_a_rule_still_answers_a_valid_version_build_item_2(
+    client: TestClient,
+    tenant: Tenant,
+    planned: dict[str, Any],
+    region: Region,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(events_router, "get_pool", lambda *_a: InlinePool(region))
+    monkeypatch.setattr(core, "_insert_or_resolve", lambda inp, old, *_a, **_k: (inp.problem, old))
+    sick = busiest_around(planned, TEN)
+    mine = [v for v, s in visit_stops(planned).items() if s[0] == sick and s[1] >= TEN]
+    before = counted(client, kind="replan", outcome="recovered")
+    event = {"kind": "carer_absent", "staff": sick, "from_time": "10:00"}
+    r = post_events(client, tenant, planned, [event])
+    assert r.status_code == 201, r.text
+    new = r.json()
+    after = visit_stops(new)
+    left = {u["visit"]: u for u in new["unassigned"]}
+    for vid in mine:  # displaced: unassigned with a reason, never kept with the sick carer
+        assert vid not in after, vid
+        assert left[vid]["reason"], vid
+    planned_ids = [s["visit"] for r in new["routes"] for s in r["stops"] if s["kind"] == "visit"]
+    assert not set(planned_ids) & set(left)
+    logged = [
+        line
+        for line in json_lines(caplog)
+        if line["level"] == "ERROR" and "fell back" in line["msg"]
+    ]
+    assert logged, "the inconsistency is logged"
+    kinds = {v["kind"] for v in logged[-1]["violations"]["repair"]}
+    assert kinds
+    assert all(set(v) == {"kind", "visit", "shift"} for v in logged[-1]["violations"]["repair"])
+    assert counted(client, kind="replan", outcome="recovered") == before + len(
+        logged[-1]["violations"]["repair"]
+    )
+
+
+def test_a_failed_validation_is_logged_with_its_message_and_violations_found_item_3(
+    client: TestClient,
+    tenant: Tenant,
+    planned: dict[str, Any],
+    region: Region,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broken = [Violation(ViolationKind.MISSING, "double visit short of carers", "v-7", "sh-2")]
+    failure = PlanNotValid("the solver's plan breaks 1 hard rule(s): missing", broken)
+    monkeypatch.setattr(events_router, "get_pool", lambda *_a: InlinePool(region, failure))
+    kind = ViolationKind.MISSING.value
+    before = counter(client, kind="request", outcome="refused", violation=kind)
+    # The planted failure stands for any defect the core itself cannot recover from.
+    visit = next(iter(visit_stops(planned)))
+    r = post_events(client, tenant, planned, [{"kind": "visit_cancelled", "visit": visit}])
+    assert r.status_code == 500, r.text
+    line = next(x for x in json_lines(caplog) if x.get("exc_type", "").endswith("PlanNotValid"))
+    assert line["exc_message"] == str(failure)
+    assert line["violations"] == [{"kind": kind, "visit": "v-7", "shift": "sh-2"}]
+    after = counter(client, kind="request", outcome="refused", violation=kind)
+    assert after == before + 1

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
+from app.replan import service
 from app.replan.events import CarerAbsent, VisitCancelled
 from app.replan.service import replan
 from app.scheduling import validate
@@ -45,3 +48,65 @@ def test_a_visit_left_out_for_its_dependency_stays_in_the_day_found_item_1(
         result = replan(problem, plan, [event], now=8 * H, options=FAST)
         assert validate(result.problem, result.plan, check_priority=False) == []
         assert "x" in {u.visit_id for u in result.plan.unassigned}
+
+
+def broken_repair(inp: object, old: Plan, *_a: object, **_k: object) -> tuple[Problem, Plan]:
+    """A repair with a defect: it answers the previous plan unchanged (events ignored)."""
+    return inp.problem, old  # type: ignore[attr-defined]
+
+
+def failing_repair(*_a: object, **_k: object) -> tuple[Problem, Plan]:
+    """A repair that raises."""
+    msg = "a defect in the repair"
+    raise RuntimeError(msg)
+
+
+def own_check(problem: Problem, plan: Plan) -> list[str]:
+    """Independent of validate(): each visit once, windows, shift bounds, no overlap."""
+    bad = []
+    visits = {v.id: v for v in problem.visits}
+    shifts = {s.id: s for s in problem.shifts}
+    seen: list[str] = []
+    for r in plan.routes:
+        sh = shifts[r.shift_id]
+        end = sh.start
+        for s in r.stops:
+            if s.start < end or s.start < s.arrival:
+                bad.append(f"{r.shift_id}: overlap at {s.start}")
+            end = s.end
+            if s.visit_id is None:
+                continue
+            seen.append(s.visit_id)
+            v = visits[s.visit_id]
+            fixed = any(f.visit_id == v.id for f in problem.fixed)
+            if not fixed and not any(w.start <= s.start <= w.end for w in v.windows):
+                bad.append(f"{v.id}: outside its windows")
+        if end > sh.end:
+            bad.append(f"{r.shift_id}: ends after its shift")
+    left = [u.visit_id for u in plan.unassigned]
+    if sorted(seen + left) != sorted(set(seen + left)):
+        bad.append("a visit is both planned and unassigned, or planned twice")
+    bad.extend(f"{u.visit_id}: no reason" for u in plan.unassigned if not u.detail)
+    return bad
+
+
+@pytest.mark.parametrize("defect", [broken_repair, failing_repair])
+def test_a_repair_that_fails_still_answers_the_day_with_the_events_applied_build_item_2(
+    district: District, monkeypatch: pytest.MonkeyPatch, defect: object
+) -> None:
+    problem, plan = district
+    monkeypatch.setattr(service, "_insert_or_resolve", defect)
+    result = replan(
+        problem, plan, [VisitCancelled("b4"), CarerAbsent("anna", 10 * H)], now=8 * H, options=FAST
+    )
+    assert result.inconsistency is not None
+    assert result.inconsistency.remaining == ()
+    assert validate(result.problem, result.plan, check_priority=False) == []
+    assert own_check(result.problem, result.plan) == []
+    left = {u.visit_id: u for u in result.plan.unassigned}
+    assert left["b4"].reason is UnassignedReason.CANCELLED
+    # anna's visits from 10:00 are displaced: unassigned with a reason, nobody else moved.
+    assert {"a3", "a4"} <= set(left)
+    assert all(left[v].detail for v in ("a3", "a4"))
+    planned = {vid for r in result.plan.routes for vid in r.visit_ids}
+    assert planned == {v.id for v in problem.visits} - {"a3", "a4", "b4"}
