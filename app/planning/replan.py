@@ -390,6 +390,7 @@ def compute_replan(region: Region, job: ReplanJob) -> ReplanOutcome:
     diff = result.diff.to_dict()
     diff["orphaned"] = list(result.orphaned)
     diff["replaced"] = list(result.replaced)
+    diff["phone_calls"] = list(result.released)
     return ReplanOutcome(
         result=result_from(result.problem, result.plan, geometry),
         diff=diff,

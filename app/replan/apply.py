@@ -74,6 +74,8 @@ class _State:
     positions: dict[str, Position]
     availability: dict[str, list[Interval]]
     client_blocks: dict[str, list[Interval]]
+    #: Absences reported by events, per shift (before extra availability is added back).
+    absences: dict[str, list[Interval]]
 
 
 def apply_events(
@@ -144,6 +146,7 @@ def prepare_replan(
         actuals=state.actuals,
         removed=tuple(state.cancelled),
         positions=state.positions,
+        absent=_absent(state),
     )
     frozen_ids = freeze.frozen_visit_ids
     assignment = _assignment(plan)
@@ -298,6 +301,7 @@ def _collect(problem: Problem, plan: Plan, events: Sequence[Event]) -> _State:
         positions={},
         availability={s.id: [(s.start, s.end)] for s in problem.shifts},
         client_blocks=defaultdict(list),
+        absences=defaultdict(list),
     )
     staff_shifts: dict[str, list[Shift]] = defaultdict(list)
     for s in problem.shifts:
@@ -318,6 +322,7 @@ def _collect(problem: Problem, plan: Plan, events: Sequence[Event]) -> _State:
                     state.availability[s.id] = _subtract(
                         state.availability[s.id], event.from_time, until
                     )
+                    state.absences[s.id].append((event.from_time, until))
             elif isinstance(event, CarerAvailable):
                 target = _nearest(shifts, event.from_time, event.until_time)
                 state.availability[target.id] = _union(
@@ -355,6 +360,18 @@ def _collect(problem: Problem, plan: Plan, events: Sequence[Event]) -> _State:
                 raise UnknownReferenceError("client_id", msg)
             state.client_blocks[event.client_id].append((event.from_time, event.until_time))
     return state
+
+
+def _absent(state: _State) -> dict[str, list[Interval]]:
+    """Per shift, the reported absences not given back by a later ``carer_available``."""
+    out: dict[str, list[Interval]] = {}
+    for sid, absences in state.absences.items():
+        left = list(absences)
+        for a, b in state.availability.get(sid, []):
+            left = _subtract(left, a, b)
+        if left:
+            out[sid] = left
+    return out
 
 
 def _known_visit(state: _State, visit_id: str) -> None:

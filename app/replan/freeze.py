@@ -10,7 +10,7 @@ reported position sets the resume time, and also the place when nothing of the r
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from app.replan.errors import InvalidArgumentError, UnknownReferenceError
@@ -78,6 +78,9 @@ class Freeze:
     freeze_s: int
     routes: Mapping[str, FrozenRoute] = field(default_factory=dict)
     fixed: tuple[FixedStop, ...] = ()
+    #: Visits inside the freeze horizon that were *not* frozen because their carer is absent
+    #: then: somebody must call the client (or the other carer), so the diff marks them.
+    released: tuple[str, ...] = ()
 
     @property
     def frozen_visit_ids(self) -> frozenset[str]:
@@ -94,6 +97,7 @@ def freeze_plan(
     actuals: Mapping[str, Actual] | None = None,
     removed: Collection[str] = (),
     positions: Mapping[str, Position] | None = None,
+    absent: Mapping[str, Sequence[tuple[int, int]]] | None = None,
 ) -> Freeze:
     """Find each route's frozen prefix and its carer's resume point.
 
@@ -113,6 +117,10 @@ def freeze_plan(
         Visit ids taken out of the routes before freezing (cancelled, not started).
     positions
         Reported carer positions by staff id; used as resume point when newer than the prefix.
+    absent
+        When each shift's carer is absent (shift id -> intervals). A visit starting in an
+        absence is never frozen, however soon it starts, unless it has reported times: an
+        absent carer keeps no visit after the absence starts.
 
     Returns
     -------
@@ -127,7 +135,14 @@ def freeze_plan(
     removed_set = frozenset(removed)
     horizon = now + freeze_s
     retimed = _synchronised(problem, plan, actuals, removed_set)
-    cut = {sid: _last_frozen_index(stops, actuals, horizon) for sid, stops in retimed.items()}
+    limit = {
+        sid: _first_unworkable(stops, actuals, (absent or {}).get(sid, ()))
+        for sid, stops in retimed.items()
+    }
+    cut = {
+        sid: min(_last_frozen_index(stops, actuals, horizon), limit[sid] - 1)
+        for sid, stops in retimed.items()
+    }
     # A double-staffed visit frozen on one route is frozen on the other too: extend to a fixpoint.
     changed = True
     while changed:
@@ -139,7 +154,7 @@ def freeze_plan(
             if s.visit_id
         }
         for sid, stops in retimed.items():
-            for i in range(cut[sid] + 1, len(stops)):
+            for i in range(cut[sid] + 1, min(len(stops), limit[sid])):
                 if stops[i].visit_id in frozen_ids and stops[i].kind is StopKind.VISIT:
                     cut[sid] = i
                     changed = True
@@ -177,7 +192,30 @@ def freeze_plan(
             for s in prefix
             if s.kind is StopKind.VISIT and s.visit_id
         )
-    return Freeze(now=now, freeze_s=freeze_s, routes=routes, fixed=tuple(fixed))
+    released = tuple(
+        s.visit_id
+        for sid, stops in retimed.items()
+        for s in stops[cut[sid] + 1 :]
+        if s.kind is StopKind.VISIT and s.visit_id and s.start < horizon
+    )
+    return Freeze(now=now, freeze_s=freeze_s, routes=routes, fixed=tuple(fixed), released=released)
+
+
+def _first_unworkable(
+    stops: tuple[Stop, ...],
+    actuals: Mapping[str, Actual],
+    absent: Sequence[tuple[int, int]],
+) -> int:
+    """Index of the first visit starting in an absence of its carer (len(stops): none).
+
+    A visit already started when the absence begins stays (the carer is there).
+    """
+    for i, s in enumerate(stops):
+        if s.kind is not StopKind.VISIT or (s.visit_id is not None and s.visit_id in actuals):
+            continue
+        if any(a <= s.start < b for a, b in absent):
+            return i
+    return len(stops)
 
 
 def _synchronised(

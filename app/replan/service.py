@@ -80,6 +80,8 @@ class ReplanResult:
     problem: Problem
     #: Set when the repair failed and the safe fallback made this plan (log and count it).
     inconsistency: Inconsistency | None = None
+    #: Visits about to start whose carer is absent: moved or unassigned, someone must phone.
+    released: tuple[str, ...] = ()
 
     @property
     def replaced(self) -> tuple[str, ...]:
@@ -181,6 +183,7 @@ def replan(
         orphaned=inp.orphaned,
         problem=full_problem,
         inconsistency=inconsistency,
+        released=inp.freeze.released,
     )
 
 

@@ -27,7 +27,6 @@ DAY = dt.date(2026, 12, 1)
 FREEZE_MIN = 20
 #: Rounding of times to whole minutes in the API, in minutes.
 SLACK = 1
-CHECK_ABSENT = False
 
 
 def minutes(hhmm: str) -> int:
@@ -133,7 +132,7 @@ def check_version(day: Day, old: dict[str, Any], new: dict[str, Any], now: int) 
                 bad.append(f"{vid}: outside the shift of {staff}")
             if not set(visit["competences"]) <= day.staff[staff]:
                 bad.append(f"{vid}: {staff} lacks a competence")
-            if CHECK_ABSENT and staff in day.absent and start >= day.absent[staff]:
+            if staff in day.absent and start >= day.absent[staff]:
                 bad.append(f"{vid}: {staff} is absent from {hhmm(day.absent[staff])}")
     left = {u["visit"]: u for u in new["unassigned"]}
     for vid, visit in day.visits.items():
@@ -296,6 +295,13 @@ def test_the_demo_day_replans_at_every_time_of_day(settings: Settings, region: R
                 assert r.status_code == 201, (at, event, r.text)
                 new = r.json()
                 assert check_version(day, plan, new, now) == [], (at, event)
+                if kind == "carer_absent":  # visits about to start: someone must phone
+                    soon = {
+                        vid
+                        for vid, staff, start, _end in visit_stops(plan)
+                        if staff == event["staff"] and now <= start < now + FREEZE_MIN
+                    }
+                    assert soon <= set(new["diff"]["phone_calls"]), (at, event)
                 assert r.headers["etag"] == f'"{new["version"]}"'
                 plan = new
         assert plan["version"] == 1 + sum(len(k) for _, k in DAY_OF_EVENTS)

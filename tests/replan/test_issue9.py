@@ -110,3 +110,26 @@ def test_a_repair_that_fails_still_answers_the_day_with_the_events_applied_build
     assert all(left[v].detail for v in ("a3", "a4"))
     planned = {vid for r in result.plan.routes for vid in r.visit_ids}
     assert planned == {v.id for v in problem.visits} - {"a3", "a4", "b4"}
+
+
+@pytest.mark.parametrize("freeze_min", [20, 120])
+def test_a_carer_absent_from_now_keeps_no_visit_after_it_found_item_5(
+    district: District, freeze_min: int
+) -> None:
+    # anna: a1 08:00, a2 09:00, a3 10:30, a4 12:00; she leaves at 08:50, a2 starts within the
+    # freeze (and a3 too with a two-hour freeze): they must still leave her.
+    problem, plan = district
+    now = 8 * H + 50 * 60
+    result = replan(
+        problem, plan, [CarerAbsent("anna", now)], now=now, freeze_s=freeze_min * 60, options=FAST
+    )
+    assert validate(result.problem, result.plan, check_priority=False) == []
+    anna = [s for r in result.plan.routes if r.staff_id == "anna" for s in r.stops if s.visit_id]
+    assert [s.visit_id for s in anna] == ["a1"]
+    assert all(s.start < now for s in anna)
+    placed = {vid for r in result.plan.routes for vid in r.visit_ids}
+    left = {u.visit_id: u for u in result.plan.unassigned}
+    for vid in ("a2", "a3", "a4"):
+        assert vid in placed or left[vid].detail, vid
+    soon = {"a2"} if freeze_min == 20 else {"a2", "a3"}
+    assert set(result.released) == soon  # the ones someone has to phone about
