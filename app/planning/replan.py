@@ -44,6 +44,7 @@ from app.planning.versions import (
     result_from,
     store_plan_version,
 )
+from app.replan.changes import Placement, describe_changes
 from app.replan.errors import EventConflictError, InvalidEventError, UnknownReferenceError
 from app.replan.events import MAX_TIME_S as MAX_EVENT_TIME_S
 from app.replan.events import (
@@ -64,6 +65,7 @@ from app.scheduling import validate
 from app.scheduling.model import Plan as CorePlan
 from app.scheduling.model import Priority, Problem, TimeWindow, Visit
 from app.store import audit
+from app.store.inputs import format_time_of_day
 from app.store.models import Client, District, Organisation, Plan, PlanEvent, PlanStatus
 
 log = logging.getLogger(__name__)
@@ -391,6 +393,7 @@ def compute_replan(region: Region, job: ReplanJob) -> ReplanOutcome:
     diff["orphaned"] = list(result.orphaned)
     diff["replaced"] = list(result.replaced)
     diff["phone_calls"] = list(result.released)
+    diff.update(_for_people(plan, result, job.events))
     return ReplanOutcome(
         result=result_from(result.problem, result.plan, geometry),
         diff=diff,
@@ -398,6 +401,46 @@ def compute_replan(region: Region, job: ReplanJob) -> ReplanOutcome:
         mutations=result.diff.mutations,
         inconsistency=inconsistency,
     )
+
+
+def _for_people(old: CorePlan, result: ReplanResult, events: Sequence[Event]) -> dict[str, Any]:
+    """The diff's summary line and per-visit changes (old -> new carer and times, cause).
+
+    ``removed``, ``cancelled`` and ``unassigned`` are kept apart (the mutation lists above
+    count a visit leaving the routes as removed whatever the reason).
+    """
+    told = describe_changes(
+        old, result.plan, events, released=result.released, time_text=format_time_of_day
+    )
+
+    def where(p: Placement | None) -> dict[str, Any] | None:
+        if p is None:
+            return None
+        return {
+            "staff": list(p.staff),
+            "start": format_time_of_day(p.start),
+            "end": format_time_of_day(p.end),
+        }
+
+    return {
+        "summary": told.summary,
+        "changes": [
+            {
+                "visit": c.visit_id,
+                "change": c.change,
+                "cause": c.cause,
+                "old": where(c.old),
+                "new": where(c.new),
+                "reason": c.reason,
+                "detail": c.detail,
+                "phone_call": c.phone_call,
+            }
+            for c in told.visits
+        ],
+        "removed": told.ids("removed"),
+        "cancelled": told.ids("cancelled"),
+        "unassigned": told.ids("unassigned"),
+    }
 
 
 def _inconsistency(result: ReplanResult) -> dict[str, Any] | None:

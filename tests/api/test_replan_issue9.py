@@ -170,3 +170,98 @@ def test_a_failed_validation_is_logged_with_its_message_and_violations_found_ite
     assert line["violations"] == [{"kind": kind, "visit": "v-7", "shift": "sh-2"}]
     after = counter(client, kind="request", outcome="refused", violation=kind)
     assert after == before + 1
+
+
+def changes_of(new: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The diff's per-visit changes by visit id."""
+    return {c["visit"]: c for c in new["diff"]["changes"]}
+
+
+def test_the_diff_tells_people_what_changed_and_why_build_item_4(
+    client: TestClient, tenant: Tenant, planned: dict[str, Any]
+) -> None:
+    before = visit_stops(planned)
+    sick = busiest_around(planned, TEN)
+    cancel = next(v for v, s in sorted(before.items()) if s[0] != sick and s[1] > TEN + 3600)
+    client_id = planned["batch"]["clients"][0]["external_id"]
+    events = [
+        {"kind": "carer_absent", "staff": sick, "from_time": "10:00"},
+        {"kind": "visit_cancelled", "visit": cancel},
+        # Nobody works at night: this urgent visit cannot be placed.
+        {**urgent("urgent-night", client_id), "windows": [{"start": "23:00", "end": "23:40"}]},
+    ]
+    r = post_events(client, tenant, planned, events)
+    assert r.status_code == 201, r.text
+    new = r.json()
+    diff = new["diff"]
+    summary = diff["summary"]
+    assert "\n" not in summary
+    assert summary.startswith(f"{sick} absent from 10:00; {cancel} cancelled; urgent visit")
+    changes = changes_of(new)
+    after = visit_stops(new)
+    left = {u["visit"]: u for u in new["unassigned"]}
+    # The cancellation: cancelled, not unassigned, not removed.
+    assert changes[cancel]["change"] == "cancelled"
+    assert changes[cancel]["cause"] == "cancellation"
+    assert cancel in diff["cancelled"]
+    assert cancel not in diff["unassigned"] + diff["removed"]
+    # The urgent visit that found no place is there with its reason.
+    night = changes["urgent-night"]
+    assert (night["change"], night["cause"], night["old"], night["new"]) == (
+        "unassigned",
+        "urgent_insertion",
+        None,
+        None,
+    )
+    assert night["reason"] == left["urgent-night"]["reason"]
+    assert night["detail"]
+    assert "urgent-night" in diff["unassigned"]
+    # Every visit of the sick carer from 10:00: old -> new carer and times, or no carer + reason.
+    mine = [v for v, s in before.items() if s[0] == sick and s[1] >= TEN]
+    assert mine
+    for vid in mine:
+        c = changes[vid]
+        assert c["cause"] == "sick_call", c
+        assert c["old"]["staff"] == [sick]
+        if vid in after:
+            assert c["change"] == "moved"
+            assert c["new"]["staff"] == [after[vid][0]]
+            assert c["new"]["start"] == hhmm(after[vid][1])
+        else:
+            assert c["change"] == "unassigned"
+            assert c["reason"] == left[vid]["reason"]
+    # Nothing unchanged is listed; every changed visit is.
+    for c in changes.values():
+        if c["change"] in ("moved", "retimed"):
+            assert (c["old"]["staff"], c["old"]["start"]) != (c["new"]["staff"], c["new"]["start"])
+    for vid, (staff, start, _end) in after.items():
+        if vid in before and (before[vid][0], before[vid][1]) != (staff, start):
+            assert vid in changes, vid
+
+
+def test_a_delay_names_its_cause_on_the_carers_later_visits(
+    client: TestClient, tenant: Tenant, planned: dict[str, Any]
+) -> None:
+    stops = sorted(visit_stops(planned).items(), key=lambda kv: kv[1][1])
+    vid, (staff, start, end) = next((v, s) for v, s in stops if s[1] >= 9 * 3600)
+    event = {
+        "kind": "visit_delayed",
+        "visit": vid,
+        "actual_start": hhmm(start),
+        "actual_end": hhmm(end + 45 * 60),
+    }
+    r = post_events(client, tenant, planned, [event], now=hhmm(start + 600))
+    assert r.status_code == 201, r.text
+    new = r.json()
+    assert new["diff"]["summary"].startswith(f"{vid} started {hhmm(start)} (ends ")
+    changes = changes_of(new)
+    assert changes[vid]["change"] == "retimed"
+    assert changes[vid]["cause"] == "delay"
+    for c in changes.values():
+        if staff in ((c["old"] or {}).get("staff", []) + (c["new"] or {}).get("staff", [])):
+            assert c["cause"] == "delay", c
+
+
+def hhmm(seconds: int) -> str:
+    """Seconds since midnight -> ``"HH:MM"``."""
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
