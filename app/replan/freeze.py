@@ -166,7 +166,10 @@ def freeze_plan(
         shift = shifts.get(route.shift_id)
         shift_start = shift.start if shift else (prefix[0].start if prefix else 0)
         loc = next((s.location for s in reversed(prefix) if s.location is not None), None)
-        end = prefix[-1].end if prefix else shift_start
+        # Only the START stop frozen: the carer is free from the shift's start, not from the
+        # departure the old plan chose (it left late because its first visit was late).
+        started = any(s.kind is not StopKind.START for s in prefix)
+        end = prefix[-1].end if started else shift_start
         resume_loc, resume_time = loc, max(end, now, shift_start)
         pos = positions.get(route.staff_id)
         untouched = not any(s.kind is not StopKind.START for s in prefix)

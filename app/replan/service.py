@@ -24,7 +24,14 @@ from app import scheduling
 from app.replan.apply import ReplanInput, closing_stop, prepare_replan
 from app.replan.diff import DEFAULT_START_THRESHOLD_S, PlanDiff, diff_plans
 from app.replan.errors import FrozenStopChangedError
-from app.replan.events import Event
+from app.replan.events import (
+    ActualTimesReported,
+    ClientUnavailable,
+    Event,
+    UrgentVisitAdded,
+    VisitCancelled,
+    VisitDelayed,
+)
 from app.replan.freeze import DEFAULT_FREEZE_S, FrozenRoute
 from app.replan.repair import insertion_repair, kept_routes, mandatory_placed
 from app.replan.retime import keep_times
@@ -36,6 +43,7 @@ from app.scheduling.model import (
     SolveOptions,
     Stop,
     StopKind,
+    UnassignedReason,
 )
 from app.scheduling.validate import Violation
 
@@ -176,6 +184,7 @@ def replan(
             "re-plan fell back to the routes as they stand: %s",
             inconsistency.error or f"{len(inconsistency.violations)} violation(s)",
         )
+    new_plan = _stable_reasons(plan, new_plan, events, full_problem)
     new_plan = replace(new_plan, solve_time_s=time.perf_counter() - t0)
     return ReplanResult(
         plan=new_plan,
@@ -185,6 +194,64 @@ def replan(
         inconsistency=inconsistency,
         released=inp.freeze.released,
     )
+
+
+def touched_visits(problem: Problem, events: Sequence[Event]) -> frozenset[str]:
+    """Visits an event concerns: named, at a named client, or one a named carer may do.
+
+    Visits depending on a touched visit are touched too.
+    """
+    by_id = {v.id: v for v in problem.visits}
+    out: set[str] = set()
+    staff: set[str] = set()
+    for e in events:
+        if isinstance(e, VisitCancelled | VisitDelayed | ActualTimesReported):
+            out.add(e.visit_id)
+        elif isinstance(e, UrgentVisitAdded):
+            out.add(e.visit.id)
+        elif isinstance(e, ClientUnavailable):
+            out |= {v.id for v in problem.visits if v.client_id == e.client_id}
+        else:
+            staff.add(e.staff_id)
+    if staff:
+        out |= {
+            v.id
+            for v in problem.visits
+            if any(s.staff_id in staff for s in scheduling.qualified_shifts(problem, v))
+        }
+    grew = True
+    while grew:
+        more = {
+            v.id
+            for v in by_id.values()
+            if v.depends_on is not None and v.depends_on.visit_id in out and v.id not in out
+        }
+        grew = bool(more)
+        out |= more
+    return frozenset(out)
+
+
+def _stable_reasons(old: Plan, new: Plan, events: Sequence[Event], problem: Problem) -> Plan:
+    """An event does not change the reason of a visit it did not touch.
+
+    A visit unassigned before and still unassigned keeps its earlier reason and sentence when
+    no event concerns it (:func:`touched_visits`): the re-plan tried it again (only where it
+    fits without moving anyone) and failed, so the earlier finding still holds, while a
+    re-explanation against the truncated open day would name an artefact of the clock.
+    """
+    before = {u.visit_id: u for u in old.unassigned if u.reason is not UnassignedReason.CANCELLED}
+    if not before:
+        return new
+    touched = touched_visits(problem, events)
+    kept = tuple(
+        before[u.visit_id]
+        if u.visit_id in before
+        and u.visit_id not in touched
+        and u.reason is not UnassignedReason.CANCELLED
+        else u
+        for u in new.unassigned
+    )
+    return replace(new, unassigned=kept)
 
 
 def safe_plan(inp: ReplanInput, old: Plan) -> tuple[Problem, Plan, tuple[Violation, ...]]:
@@ -326,9 +393,13 @@ def assemble(
         The day's problem (shift breaks adjusted to what is still owed) and the new plan with
         its KPIs; frozen stops are checked with :func:`check_frozen`.
     """
-    full_problem, routes = _splice(inp, old, open_plan, keep_old_times=keep_old_times)
+    full_problem, routes, tails = _splice(inp, old, open_plan, keep_old_times=keep_old_times)
     check_frozen(inp, routes)
-    plan = Plan(routes=routes, unassigned=inp.unassigned + tuple(open_plan.unassigned))
+    # Reasons are found again on the open routes as they now stand (re-timed): a reason found
+    # on the solver's or the repair's own times may name a gap that re-timing opened or closed.
+    left = [u.visit_id for u in open_plan.unassigned]
+    again = scheduling.explain_unassigned(inp.open_problem, tails, left)
+    plan = Plan(routes=routes, unassigned=inp.unassigned + tuple(again))
     return full_problem, replace(plan, kpis=scheduling.compute_kpis(full_problem, plan))
 
 
@@ -377,7 +448,7 @@ def check_frozen(inp: ReplanInput, routes: Sequence[Route]) -> None:
 
 def _splice(
     inp: ReplanInput, old: Plan, open_plan: Plan, *, keep_old_times: bool
-) -> tuple[Problem, tuple[Route, ...]]:
+) -> tuple[Problem, tuple[Route, ...], tuple[Route, ...]]:
     """Frozen prefix + the solver's open route (old times kept) for every shift."""
     tails = {r.shift_id: r for r in open_plan.routes}
     unknown = set(tails) - set(inp.open_shifts)
@@ -394,6 +465,7 @@ def _splice(
     pinned = _coupled(inp.open_problem)
     shifts: list[Shift] = []
     routes: list[Route] = []
+    timed: list[Route] = []
     for shift in inp.problem.shifts:
         fr = inp.freeze.routes.get(shift.id)
         has_prefix = fr is not None and bool(fr.frozen_visit_ids or fr.break_ids)
@@ -424,10 +496,12 @@ def _splice(
                 pinned=pinned,
             )
         shifts.append(shift)
+        if tail is not None:
+            timed.append(tail)
         stops = _route_stops(inp, shift, fr if has_prefix else None, tail)
         if stops:
             routes.append(Route(shift.id, shift.staff_id, shift.profile, stops))
-    return replace(inp.problem, shifts=tuple(shifts)), tuple(routes)
+    return replace(inp.problem, shifts=tuple(shifts)), tuple(routes), tuple(timed)
 
 
 def _coupled(problem: Problem) -> frozenset[str]:
