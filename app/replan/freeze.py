@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from app.replan.errors import InvalidArgumentError, UnknownReferenceError
-from app.scheduling.model import FixedStop, Plan, Problem, Route, Stop, StopKind
+from app.scheduling.model import FixedStop, Plan, Problem, Route, Stop, StopKind, Visit
 
 #: Default freeze horizon: stops starting within 20 minutes of now are not moved.
 DEFAULT_FREEZE_S = 20 * 60
@@ -79,7 +79,8 @@ class Freeze:
     routes: Mapping[str, FrozenRoute] = field(default_factory=dict)
     fixed: tuple[FixedStop, ...] = ()
     #: Visits inside the freeze horizon that were *not* frozen because their carer is absent
-    #: then: somebody must call the client (or the other carer), so the diff marks them.
+    #: then, or an overrun pushed them out of their window or shift: somebody must call the
+    #: client (or the other carer), so the diff marks them.
     released: tuple[str, ...] = ()
 
     @property
@@ -135,8 +136,13 @@ def freeze_plan(
     removed_set = frozenset(removed)
     horizon = now + freeze_s
     retimed = _synchronised(problem, plan, actuals, removed_set)
+    visits = {v.id: v for v in problem.visits}
+    shift_end = {s.id: s.end for s in problem.shifts}
     limit = {
-        sid: _first_unworkable(stops, actuals, (absent or {}).get(sid, ()))
+        sid: min(
+            _first_unworkable(stops, actuals, (absent or {}).get(sid, ())),
+            _first_pushed_out(stops, actuals, visits, shift_end.get(sid), now),
+        )
         for sid, stops in retimed.items()
     }
     cut = {
@@ -202,6 +208,33 @@ def freeze_plan(
         if s.kind is StopKind.VISIT and s.visit_id and s.start < horizon
     )
     return Freeze(now=now, freeze_s=freeze_s, routes=routes, fixed=tuple(fixed), released=released)
+
+
+def _first_pushed_out(
+    stops: tuple[Stop, ...],
+    actuals: Mapping[str, Actual],
+    visits: Mapping[str, Visit],
+    shift_end: int | None,
+    now: int,
+) -> int:
+    """Index of the first visit still to start that an overrun pushed out of its windows or
+    its shift (one under way by now stays: the carer is there).
+
+    Such a visit is not frozen: kept, it would break a hard rule silently; released, it goes
+    to a carer who can still make it, or is unassigned with a reason (and someone phones).
+    """
+    for i, s in enumerate(stops):
+        if s.kind is not StopKind.VISIT or s.visit_id is None or s.visit_id in actuals:
+            continue
+        if s.start < now:
+            continue
+        v = visits.get(s.visit_id)
+        if v is None:
+            continue
+        late = v.windows and not any(w.start <= s.start and s.end <= w.end for w in v.windows)
+        if late or (shift_end is not None and s.end > shift_end):
+            return i
+    return len(stops)
 
 
 def _first_unworkable(

@@ -67,8 +67,9 @@ class Day:
 def pushed_by_overrun(day: Day, old: dict[str, Any]) -> set[str]:
     """Stops behind an overrun just reported on its carer's route.
 
-    Pushed past the freeze horizon they may move; those still frozen behind the overrun
-    may be late for their window, a fact no plan can undo.
+    They may move (pushed past the horizon, or out of their window: then they are released),
+    so the frozen check skips them; the window check too for those pushed into the past
+    (history: the carer did them late), not for those still to come.
     """
     if day.overrun is None:
         return set()
@@ -82,11 +83,6 @@ def pushed_by_overrun(day: Day, old: dict[str, Any]) -> set[str]:
         if vid in ids:
             out.update(ids[ids.index(vid) + 1 :])
     return out
-
-
-def carer_of(plan: dict[str, Any], vid: str) -> str | None:
-    """The carer of ``vid`` in ``plan``."""
-    return next((r["staff"] for r in plan["routes"] for s in r["stops"] if s["visit"] == vid), None)
 
 
 def check_version(day: Day, old: dict[str, Any], new: dict[str, Any], now: int) -> list[str]:
@@ -117,8 +113,8 @@ def check_version(day: Day, old: dict[str, Any], new: dict[str, Any], now: int) 
             if visit is None:
                 bad.append(f"{vid}: planned but not part of the day")
                 continue
-            if vid in pushed and staff == carer_of(old, vid) and start < now + FREEZE_MIN:
-                day.reported.add(vid)  # pushed late, and frozen there: a fact from now on
+            if vid in pushed and start < now:
+                day.reported.add(vid)  # pushed into the past: history, as the carer did it
             if vid in day.reported:
                 continue
             if abs((end - start) - visit["duration_minutes"]) > SLACK:

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from app.replan import service
-from app.replan.events import CarerAbsent, VisitCancelled
+from app.replan.events import ActualTimesReported, CarerAbsent, VisitCancelled
 from app.replan.service import replan
 from app.scheduling import validate
 from app.scheduling.model import (
@@ -133,3 +133,29 @@ def test_a_carer_absent_from_now_keeps_no_visit_after_it_found_item_5(
         assert vid in placed or left[vid].detail, vid
     soon = {"a2"} if freeze_min == 20 else {"a2", "a3"}
     assert set(result.released) == soon  # the ones someone has to phone about
+
+
+def test_an_overrun_never_keeps_a_pushed_visit_outside_its_window_sim_finding_21(
+    district: District,
+) -> None:
+    # anna: a1 08:00-08:30, a2 09:00 (window 08:45-09:35). a1 overruns until 09:20, so a2
+    # would start 09:25 and end 09:55, past its window, yet inside the freeze at 09:10.
+    problem, plan = district
+    narrow = tuple(
+        replace(v, windows=(TimeWindow(8 * H + 45 * 60, 9 * H + 35 * 60),)) if v.id == "a2" else v
+        for v in problem.visits
+    )
+    problem = replace(problem, visits=narrow)
+    now = 9 * H + 10 * 60
+    event = ActualTimesReported("a1", 8 * H, 9 * H + 20 * 60)
+    result = replan(problem, plan, [event], now=now, options=FAST)
+    assert validate(result.problem, result.plan, check_priority=False) == []
+    windows = {v.id: v.windows for v in problem.visits}
+    for r in result.plan.routes:
+        for s in r.stops:
+            if s.visit_id and s.visit_id != "a1":
+                assert any(w.start <= s.start and s.end <= w.end for w in windows[s.visit_id]), s
+    assert "a2" in result.released  # someone phones the client (or the new carer)
+    left = {u.visit_id: u for u in result.plan.unassigned}
+    planned = {vid for r in result.plan.routes for vid in r.visit_ids}
+    assert "a2" in planned or left["a2"].detail
