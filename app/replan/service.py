@@ -36,6 +36,7 @@ from app.replan.freeze import DEFAULT_FREEZE_S, FrozenRoute
 from app.replan.repair import insertion_repair, kept_routes, mandatory_placed
 from app.replan.retime import keep_times
 from app.scheduling.model import (
+    Break,
     Plan,
     Problem,
     Route,
@@ -471,9 +472,14 @@ def _splice(
         has_prefix = fr is not None and bool(fr.frozen_visit_ids or fr.break_ids)
         tail = tails.get(shift.id)
         if tail is None:
-            # Nothing left to do after the prefix: its open breaks are not owed any more.
+            # Nothing left to do after the prefix: an open break is owed only when the work
+            # runs into its window (then it follows the prefix), not when the carer is done
+            # before it opens (simulator finding 16: a long overrun lost the lunch break).
             taken = fr.break_ids if fr is not None else frozenset()
-            shift = replace(shift, breaks=tuple(b for b in shift.breaks if b.id in taken))
+            owed = {b.id for b, _ in _owed_breaks(inp, shift, fr)} if has_prefix else set()
+            shift = replace(
+                shift, breaks=tuple(b for b in shift.breaks if b.id in taken or b.id in owed)
+            )
         elif keep_old_times:
             old_route = old_routes.get(shift.id)
             starts = dict(old_visit_starts)
@@ -535,9 +541,57 @@ def _route_stops(
     if frozen is None:
         return tail.stops if tail is not None else ()
     if tail is None:
-        return (*frozen.prefix, closing_stop(inp.problem, shift, frozen))
+        owed = _owed_breaks(inp, shift, frozen)
+        if not owed:
+            return (*frozen.prefix, closing_stop(inp.problem, shift, frozen))
+        stops = [*frozen.prefix]
+        end = frozen.end_time
+        for b, start in owed:
+            stops.append(
+                Stop(
+                    StopKind.BREAK,
+                    end,
+                    start,
+                    start + b.duration,
+                    location=frozen.resume_location,
+                    break_id=b.id,
+                    waiting=start - end,
+                )
+            )
+            end = start + b.duration
+        closing = closing_stop(inp.problem, shift, replace(frozen, prefix=tuple(stops)))
+        return (*stops, closing)
     _check_joint(frozen, tail)
     return frozen.prefix + tail.stops[1:]
+
+
+def _owed_breaks(
+    inp: ReplanInput, shift: Shift, frozen: FrozenRoute | None
+) -> list[tuple[Break, int]]:
+    """Breaks still owed right after a prefix that ends the route, with their starts.
+
+    A break not taken yet is owed when the prefix's work runs into one of its windows and
+    the break still fits there before the carer must be home; one whose window the work
+    passed entirely cannot be given any more (the reported times are facts).
+    """
+    if frozen is None:
+        return []
+    taken = frozen.break_ids
+    end = frozen.end_time
+    out: list[tuple[Break, int]] = []
+    for b in sorted(shift.breaks, key=lambda x: min(w.start for w in x.windows)):
+        if b.id in taken or not any(end >= w.start for w in b.windows):
+            continue
+        fits = [max(end, w.start) for w in b.windows if max(end, w.start) + b.duration <= w.end]
+        if not fits:
+            continue
+        start = min(fits)
+        home = closing_stop(inp.problem, shift, frozen).travel_time
+        if start + b.duration + home > shift.end:
+            continue
+        out.append((b, start))
+        end = start + b.duration
+    return out
 
 
 def _check_joint(frozen: FrozenRoute, tail: Route) -> None:

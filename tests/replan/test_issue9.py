@@ -11,9 +11,12 @@ from app.replan.events import ActualTimesReported, CarerAbsent, VisitCancelled
 from app.replan.service import replan
 from app.scheduling import validate
 from app.scheduling.model import (
+    Break,
     Dependency,
     Plan,
     Problem,
+    Stop,
+    StopKind,
     TimeWindow,
     Unassigned,
     UnassignedReason,
@@ -159,3 +162,36 @@ def test_an_overrun_never_keeps_a_pushed_visit_outside_its_window_sim_finding_21
     left = {u.visit_id: u for u in result.plan.unassigned}
     planned = {vid for r in result.plan.routes for vid in r.visit_ids}
     assert "a2" in planned or left["a2"].detail
+
+
+def test_work_that_runs_into_the_break_window_still_gets_the_break_sim_finding_16(
+    district: District,
+) -> None:
+    # bert has a lunch break (11:00-13:00, 30 min) after b3; b1 overruns until 11:15 and his
+    # other visits are cancelled: nothing open is left, yet he works into the break window.
+    problem, plan = district
+    lunch = Break("lunch", (TimeWindow(11 * H, 13 * H),), 30 * 60)
+    shifts = tuple(replace(s, breaks=(lunch,)) if s.id == "s-bert" else s for s in problem.shifts)
+    problem = replace(problem, shifts=shifts)
+    bert = next(r for r in plan.routes if r.shift_id == "s-bert")
+    at = next(i for i, s in enumerate(bert.stops) if s.visit_id == "b4")
+    brk = Stop(StopKind.BREAK, 11 * H + 1800, 11 * H + 1800, 12 * H, location=7, break_id="lunch")
+    routes = tuple(
+        replace(r, stops=(*r.stops[:at], brk, *r.stops[at:])) if r is bert else r
+        for r in plan.routes
+    )
+    plan = replace(plan, routes=routes)
+    assert validate(problem, plan, check_priority=False) == []
+    events = [
+        ActualTimesReported("b1", 8 * H, 11 * H + 15 * 60),
+        VisitCancelled("b2"),
+        VisitCancelled("b3"),
+        VisitCancelled("b4"),
+    ]
+    result = replan(problem, plan, events, now=8 * H + 600, options=FAST)
+    assert validate(result.problem, result.plan, check_priority=False) == []
+    after = next(r for r in result.plan.routes if r.staff_id == "bert")
+    breaks = [s for s in after.stops if s.kind is StopKind.BREAK]
+    assert [(b.break_id, b.start, b.end) for b in breaks] == [
+        ("lunch", 11 * H + 15 * 60, 11 * H + 45 * 60)
+    ]
