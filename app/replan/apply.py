@@ -157,6 +157,9 @@ def prepare_replan(
         for v in state.cancelled
     ]
     open_visits: dict[str, Visit] = {}
+    #: Visits the client's absence leaves no window for: kept in the day with a window no
+    #: visit fits in, so a later re-plan does not place them again (simulator finding 24).
+    blocked: dict[str, Visit] = {}
     for vid, visit in state.visits.items():
         if vid in frozen_ids or vid in state.cancelled:
             continue
@@ -164,6 +167,8 @@ def prepare_replan(
         if cut is None:
             detail = "the client is unavailable during every window long enough for the visit"
             unassigned.append(Unassigned(vid, UnassignedReason.WINDOW_UNREACHABLE, detail))
+            first = min((w.start for w in visit.windows), default=0)
+            blocked[vid] = replace(visit, windows=(TimeWindow(first, first),))
             continue
         open_visits[vid] = cut
     gone = set(state.cancelled) | {u.visit_id for u in unassigned}
@@ -204,7 +209,7 @@ def prepare_replan(
     # else the plan reports a visit its own problem does not know (issue 9, found item 1).
     reported = gone | {u.visit_id for u in unassigned}
     full_visits = tuple(
-        _pin(v, freeze) if v.id in frozen_ids else open_visits.get(v.id, v)
+        _pin(v, freeze) if v.id in frozen_ids else open_visits.get(v.id, blocked.get(v.id, v))
         for v in state.visits.values()
         if v.id in frozen_ids or v.id in open_visits or v.id in reported
     )

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from app.replan import service
-from app.replan.events import ActualTimesReported, CarerAbsent, VisitCancelled
+from app.replan.events import ActualTimesReported, CarerAbsent, ClientUnavailable, VisitCancelled
 from app.replan.service import replan
 from app.scheduling import validate
 from app.scheduling.model import (
@@ -195,3 +195,24 @@ def test_work_that_runs_into_the_break_window_still_gets_the_break_sim_finding_1
     assert [(b.break_id, b.start, b.end) for b in breaks] == [
         ("lunch", 11 * H + 15 * 60, 11 * H + 45 * 60)
     ]
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "client"),
+    [(10 * H, 12 * H, "client-a3"), (7 * H, 16 * H, "client-c4")],
+    ids=["part", "day"],
+)
+def test_a_later_replan_keeps_an_earlier_client_absence_sim_finding_24(
+    district: District, since: int, until: int, client: str
+) -> None:
+    problem, plan = district
+    out = ClientUnavailable(client, since, until)
+    first = replan(problem, plan, [out], now=8 * H, options=FAST)
+    second = replan(
+        first.problem, first.plan, [CarerAbsent("anna", 9 * H + 40 * 60)], now=9 * H, options=FAST
+    )
+    for result in (first, second):
+        for r in result.plan.routes:
+            for s in r.stops:
+                if s.visit_id == client.removeprefix("client-"):
+                    assert s.end <= since or s.start >= until, (s, result is second)
