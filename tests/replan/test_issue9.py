@@ -216,3 +216,24 @@ def test_a_later_replan_keeps_an_earlier_client_absence_sim_finding_24(
             for s in r.stops:
                 if s.visit_id == client.removeprefix("client-"):
                     assert s.end <= since or s.start >= until, (s, result is second)
+
+
+@pytest.mark.parametrize("until", [None, 12 * H], ids=["rest-of-day", "partial"])
+def test_a_later_replan_keeps_an_earlier_absence_sim_finding_15(
+    district: District, until: int | None
+) -> None:
+    problem, plan = district
+    since = 9 * H + 40 * 60
+    first = replan(problem, plan, [CarerAbsent("anna", since, until)], now=9 * H, options=FAST)
+    second = replan(
+        first.problem, first.plan, [VisitCancelled("b4")], now=9 * H + 52 * 60, options=FAST
+    )
+    for result in (first, second):
+        assert validate(result.problem, result.plan, check_priority=False) == []
+        for r in result.plan.routes:
+            if r.staff_id != "anna":
+                continue
+            for s in r.stops:
+                if s.kind is StopKind.VISIT and s.start >= since:
+                    assert until is not None, (s, result is second)
+                    assert s.start >= until, (s, result is second)
