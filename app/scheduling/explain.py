@@ -79,22 +79,8 @@ def _overlaps_shift(shift: Shift, visit: Visit) -> bool:
 
 
 def _gap_impossible(routes: Sequence[Route], visit: Visit) -> bool:
-    dep = visit.depends_on
-    if dep is None:
-        return False
-    starts = [s.start for r in routes for s in r.stops if s.visit_id == dep.visit_id]
-    if not starts:
-        return True
-    lo = min(starts) + dep.min_gap
-    hi = None if dep.max_gap is None else min(starts) + dep.max_gap
-    windows = visit.windows or ()
-    if not windows:
-        return False
-    return not any(
-        max(w.start, lo)
-        <= (w.end - visit.duration if hi is None else min(w.end - visit.duration, hi))
-        for w in windows
-    )
+    """Whether a dependent visit has no start left that keeps its gap (or its target is out)."""
+    return visit.depends_on is not None and _within_gap(routes, visit) is None
 
 
 def _within_gap(routes: Sequence[Route], visit: Visit) -> Visit | None:
