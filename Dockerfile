@@ -40,5 +40,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=30s \
   CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz').status != 200)"
 # Set DATABASE_URL (PostgreSQL) and SECRET_KEY in production; without DATABASE_URL a SQLite file
-# under DATA_DIR is used. Add "--demo" to seed a demo organisation.
-ENTRYPOINT ["python", "-m", "app", "serve", "--host", "0.0.0.0", "--port", "8000"]
+# under DATA_DIR is used. Add "--demo" to seed a demo organisation. HOST and PORT may be
+# overridden at run time (the health check asks port 8000).
+ENV HOST=0.0.0.0 PORT=8000
+ENTRYPOINT ["python", "-m", "app", "serve"]

@@ -106,7 +106,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from app.api.app import create_app
 
-    overrides: dict[str, object] = {"host": args.host, "port": args.port}
+    # Only what the command line names overrides HOST / PORT from the environment.
+    overrides: dict[str, object] = {
+        k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None
+    }
     if args.demo:
         overrides["dev_mode"] = True
     settings = load_settings(**overrides)
@@ -183,8 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="migrate and serve the HTTP API")
     serve.add_argument("--demo", action="store_true", help="dev mode with a seeded demo org")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default=None, help="listen address (default HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="listen port (default PORT, 8000)")
     serve.add_argument(
         "--workers",
         type=int,

@@ -3,9 +3,10 @@
 One line per record: ``ts``, ``level``, ``logger``, ``msg``, ``request_id`` and a short whitelist
 of extra fields (``org_id``, ``actor``, ``method``, ``route``, ``status``, ``duration_ms``...).
 What is never logged: request or response bodies, query strings, raw paths (they carry external
-ids), client names, addresses or notes. Exceptions are logged as their type and stack frames
-only: exception *messages* are dropped because database errors quote the row values they
-failed on.
+ids), client names, addresses or notes. Exceptions are logged as their type and stack frames;
+the *message* only of the service's own exceptions (``app.*``: written to name ids, never
+client data), never of a library's, because database errors quote the row values they failed
+on. An exception with ``violations`` (a failed plan validation) logs them (kinds and ids).
 """
 
 from __future__ import annotations
@@ -34,7 +35,11 @@ EXTRA_FIELDS = (
     "plan_id",
     "kind",
     "count",
+    "violations",
 )
+
+#: Longest exception message kept in a log line.
+MAX_MESSAGE = 2000
 
 _HANDLER_NAME = "homecare-json"
 
@@ -67,7 +72,13 @@ class JsonFormatter(logging.Formatter):
                 doc[name] = value
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
-            doc["exc_type"] = f"{type(exc).__module__}.{type(exc).__qualname__}"
+            module = type(exc).__module__
+            doc["exc_type"] = f"{module}.{type(exc).__qualname__}"
+            if module == "app" or module.startswith("app."):
+                doc["exc_message"] = str(exc)[:MAX_MESSAGE]
+                violations = getattr(exc, "violations", None)
+                if violations and "violations" not in doc:
+                    doc["violations"] = violations
             doc["stack"] = _frames(exc)
         return json.dumps(doc, default=str, ensure_ascii=False)
 

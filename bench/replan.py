@@ -159,6 +159,13 @@ def _frozen_changes(
                 pushed = True
             if pushed or s.visit_id == gone:
                 continue
+            # A carer absent from now keeps no visit that starts in the absence (issue 9).
+            if (
+                isinstance(event, CarerAbsent)
+                and r.staff_id == event.staff_id
+                and s.start >= event.from_time
+            ):
+                continue
             if new_stops.get((r.shift_id, s.visit_id)) != s:
                 changes += 1
     return changes

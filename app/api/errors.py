@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route, compile_path
 
 from app import errors as e
+from app.api import metrics
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +223,11 @@ async def _database_unavailable(_request: Request, exc: Exception) -> JSONRespon
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    # The formatter adds the message of the service's own exceptions and their violations.
     log.error("unhandled %s", type(exc).__name__, exc_info=exc)
+    violations = getattr(exc, "violations", None)
+    if violations:
+        metrics.count_validation_failures(violations, kind="request", outcome="refused")
     return error_response(500, "internal_error", "internal error")
 
 

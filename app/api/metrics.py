@@ -10,6 +10,7 @@ templates and status codes only, never ids or anything a client could put in a U
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -36,6 +37,14 @@ SOLVE_SECONDS = Histogram(
     buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0),
     registry=REGISTRY,
 )
+VALIDATION_FAILURES = Counter(
+    "homecare_plan_validation_failures_total",
+    "Hard-rule violations found by validating a computed plan, by plan kind, broken rule and "
+    "outcome (recovered: a valid fallback version was stored instead; stored: only facts were "
+    "left and the version was stored as it stands; refused: nothing was stored).",
+    ["kind", "violation", "outcome"],
+    registry=REGISTRY,
+)
 QUEUE_DEPTH = Gauge(
     "homecare_job_queue_depth",
     "Solve jobs waiting to run.",
@@ -51,6 +60,14 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 def observe_solve(seconds: float, *, kind: str = "solve") -> None:
     """Record one solve (``kind`` is ``solve`` or ``replan``) that took ``seconds``."""
     SOLVE_SECONDS.labels(kind=kind).observe(seconds)
+
+
+def count_validation_failures(
+    violations: Iterable[Mapping[str, object]], *, kind: str, outcome: str
+) -> None:
+    """Count each violation (``{"kind": ...}`` docs) of a plan that failed validation."""
+    for v in violations:
+        VALIDATION_FAILURES.labels(kind=kind, violation=str(v.get("kind")), outcome=outcome).inc()
 
 
 def set_queue_depth(depth: int) -> None:

@@ -40,12 +40,26 @@ from app.scheduling.model import (
     UnassignedReason,
     Visit,
 )
+from app.scheduling.validate import Violation
 
 log = logging.getLogger(__name__)
 
 
 class PlanNotValid(RuntimeError):
-    """The solver returned a plan that breaks a hard rule: nothing is stored, the job fails."""
+    """The solver returned a plan that breaks a hard rule: nothing is stored, the job fails.
+
+    ``violations`` names each broken rule by kind, visit and shift id (no client data), so the
+    error log can say which.
+    """
+
+    def __init__(self, message: str, violations: Sequence[Violation] = ()) -> None:
+        super().__init__(message)
+        self.violations = violation_docs(violations)
+
+
+def violation_docs(violations: Sequence[Violation]) -> list[dict[str, str | None]]:
+    """Violations as log- and JSON-ready ids: ``{"kind", "visit", "shift"}`` each."""
+    return [{"kind": v.kind.value, "visit": v.visit_id, "shift": v.shift_id} for v in violations]
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,7 +317,7 @@ def compute_plan(inp: PlanInput, region: Region, options: PlanOptions) -> PlanRe
     if violations:
         shown = "; ".join(f"{v.kind.value}: {v.message}" for v in violations[:5])
         msg = f"the solver's plan breaks {len(violations)} hard rule(s): {shown}"
-        raise PlanNotValid(msg)
+        raise PlanNotValid(msg, violations)
     geometry: dict[str, Any] = {}
     warnings = list(built.warnings)
     if options.geometry:

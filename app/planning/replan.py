@@ -35,7 +35,7 @@ from app.domain import LatLon
 from app.errors import ErrorDetail, InvalidInput, NotFound, PlanConflict, Unroutable
 from app.notify import outbox
 from app.planning import codec
-from app.planning.compute import PlanNotValid, PlanResult, route_geometry, solve_options
+from app.planning.compute import PlanResult, route_geometry, solve_options, violation_docs
 from app.planning.inputs import PlanOptions
 from app.planning.versions import (
     current_plan,
@@ -44,6 +44,7 @@ from app.planning.versions import (
     result_from,
     store_plan_version,
 )
+from app.replan.changes import Placement, describe_changes
 from app.replan.errors import EventConflictError, InvalidEventError, UnknownReferenceError
 from app.replan.events import MAX_TIME_S as MAX_EVENT_TIME_S
 from app.replan.events import (
@@ -58,12 +59,13 @@ from app.replan.events import (
     VisitDelayed,
     event_to_dict,
 )
-from app.replan.service import replan
+from app.replan.service import ReplanResult, replan
 from app.routing import OffRoadLocation, Region, UnreachableLocation
 from app.scheduling import validate
 from app.scheduling.model import Plan as CorePlan
 from app.scheduling.model import Priority, Problem, TimeWindow, Visit
 from app.store import audit
+from app.store.inputs import format_time_of_day
 from app.store.models import Client, District, Organisation, Plan, PlanEvent, PlanStatus
 
 log = logging.getLogger(__name__)
@@ -96,7 +98,7 @@ class UrgentVisitSpec:
     duration_s: int
     windows: tuple[tuple[int, int], ...]
     competences: frozenset[str] = frozenset()
-    priority: str = "mandatory"
+    priority: Priority = Priority.MANDATORY
     carers_required: int = 1
 
 
@@ -144,6 +146,8 @@ class ReplanOutcome:
     diff: dict[str, Any]
     affected_staff: tuple[str, ...]
     mutations: int
+    #: Set when the core had to fall back (see :func:`_inconsistency`): log it and count it.
+    inconsistency: dict[str, Any] | None = None
 
 
 def local_now_s(timezone: str, day: dt.date, now: dt.datetime | None = None) -> int:
@@ -344,7 +348,7 @@ def _visit(spec: UrgentVisitSpec, location: int) -> Visit:
         duration=spec.duration_s,
         windows=tuple(TimeWindow(a, b) for a, b in spec.windows),
         competences=spec.competences,
-        priority=Priority(spec.priority),
+        priority=spec.priority,
         carers_required=spec.carers_required,
     )
 
@@ -371,8 +375,9 @@ def compute_replan(region: Region, job: ReplanJob) -> ReplanOutcome:
         An urgent visit's place cannot be reached on the roads.
     InvalidInput, PlanConflict
         An event contradicts the plan (e.g. cancelling a visit that has started).
-    PlanNotValid
-        The new plan breaks a hard rule (a solver bug; nothing is stored).
+
+    A repair that breaks a hard rule or fails is not an error here: the core answers with the
+    routes as they stand after the events, and ``inconsistency`` says what happened.
     """
     problem = problem_with_matrices(job.problem, region)
     if job.new_points:
@@ -393,21 +398,78 @@ def compute_replan(region: Region, job: ReplanJob) -> ReplanOutcome:
         raise InvalidInput(str(exc), [detail]) from None
     except EventConflictError as exc:
         raise PlanConflict(str(exc)) from None
-    violations = validate(result.problem, result.plan, check_priority=False)
-    if violations:
-        shown = "; ".join(f"{v.kind.value}: {v.message}" for v in violations[:5])
-        msg = f"the re-planned day breaks {len(violations)} hard rule(s): {shown}"
-        raise PlanNotValid(msg)
+    inconsistency = _inconsistency(result)
     geometry = _geometry(region, result.problem, result.plan, job, result.diff.affected_staff)
     diff = result.diff.to_dict()
     diff["orphaned"] = list(result.orphaned)
     diff["replaced"] = list(result.replaced)
+    diff["phone_calls"] = list(result.released)
+    diff.update(_for_people(plan, result, job.events))
     return ReplanOutcome(
         result=result_from(result.problem, result.plan, geometry),
         diff=diff,
         affected_staff=result.diff.affected_staff,
         mutations=result.diff.mutations,
+        inconsistency=inconsistency,
     )
+
+
+def _for_people(old: CorePlan, result: ReplanResult, events: Sequence[Event]) -> dict[str, Any]:
+    """The diff's summary line and per-visit changes (old -> new carer and times, cause).
+
+    ``removed``, ``cancelled`` and ``unassigned`` are kept apart (the mutation lists above
+    count a visit leaving the routes as removed whatever the reason).
+    """
+    told = describe_changes(
+        old, result.plan, events, released=result.released, time_text=format_time_of_day
+    )
+
+    def where(p: Placement | None) -> dict[str, Any] | None:
+        if p is None:
+            return None
+        return {
+            "staff": list(p.staff),
+            "start": format_time_of_day(p.start),
+            "end": format_time_of_day(p.end),
+        }
+
+    return {
+        "summary": told.summary,
+        "changes": [
+            {
+                "visit": c.visit_id,
+                "change": c.change,
+                "cause": c.cause,
+                "old": where(c.old),
+                "new": where(c.new),
+                "reason": c.reason,
+                "detail": c.detail,
+                "phone_call": c.phone_call,
+            }
+            for c in told.visits
+        ],
+        "removed": told.ids("removed"),
+        "cancelled": told.ids("cancelled"),
+        "unassigned": told.ids("unassigned"),
+    }
+
+
+def _inconsistency(result: ReplanResult) -> dict[str, Any] | None:
+    """What went wrong inside the re-plan, as ids (None: nothing).
+
+    The core fell back to the routes as they stand when its repair broke a rule or raised;
+    the final check here must agree (what it still finds are facts only, and is reported as
+    ``remaining``: the version is stored anyway, the events being facts too).
+    """
+    remaining = validate(result.problem, result.plan, check_priority=False)
+    found = result.inconsistency
+    if found is None and not remaining:
+        return None
+    return {
+        "violations": violation_docs(found.violations) if found is not None else [],
+        "error": found.error if found is not None else None,
+        "remaining": violation_docs(remaining),
+    }
 
 
 def _grow(region: Region, points: list[LatLon], new: Sequence[LatLon], problem: Problem) -> Problem:

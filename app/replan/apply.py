@@ -74,6 +74,8 @@ class _State:
     positions: dict[str, Position]
     availability: dict[str, list[Interval]]
     client_blocks: dict[str, list[Interval]]
+    #: Absences reported by events, per shift (before extra availability is added back).
+    absences: dict[str, list[Interval]]
 
 
 def apply_events(
@@ -144,6 +146,7 @@ def prepare_replan(
         actuals=state.actuals,
         removed=tuple(state.cancelled),
         positions=state.positions,
+        absent=_absent(state),
     )
     frozen_ids = freeze.frozen_visit_ids
     assignment = _assignment(plan)
@@ -154,6 +157,9 @@ def prepare_replan(
         for v in state.cancelled
     ]
     open_visits: dict[str, Visit] = {}
+    #: Visits the client's absence leaves no window for: kept in the day with a window no
+    #: visit fits in, so a later re-plan does not place them again (simulator finding 24).
+    blocked: dict[str, Visit] = {}
     for vid, visit in state.visits.items():
         if vid in frozen_ids or vid in state.cancelled:
             continue
@@ -161,6 +167,8 @@ def prepare_replan(
         if cut is None:
             detail = "the client is unavailable during every window long enough for the visit"
             unassigned.append(Unassigned(vid, UnassignedReason.WINDOW_UNREACHABLE, detail))
+            first = min((w.start for w in visit.windows), default=0)
+            blocked[vid] = replace(visit, windows=(TimeWindow(first, first),))
             continue
         open_visits[vid] = cut
     gone = set(state.cancelled) | {u.visit_id for u in unassigned}
@@ -196,10 +204,14 @@ def prepare_replan(
             orphaned.append(vid)
     orphan_set = frozenset(orphaned)
 
+    # Every visit the new plan names stays in the day's problem: a visit reported unassigned
+    # (cancelled, client away, a dependency on a frozen visit that leaves no start) included,
+    # else the plan reports a visit its own problem does not know (issue 9, found item 1).
+    reported = gone | {u.visit_id for u in unassigned}
     full_visits = tuple(
-        _pin(v, freeze) if v.id in frozen_ids else open_visits.get(v.id, v)
+        _pin(v, freeze) if v.id in frozen_ids else open_visits.get(v.id, blocked.get(v.id, v))
         for v in state.visits.values()
-        if v.id in frozen_ids or v.id in open_visits or v.id in gone
+        if v.id in frozen_ids or v.id in open_visits or v.id in reported
     )
     current = {
         vid: sid
@@ -294,6 +306,7 @@ def _collect(problem: Problem, plan: Plan, events: Sequence[Event]) -> _State:
         positions={},
         availability={s.id: [(s.start, s.end)] for s in problem.shifts},
         client_blocks=defaultdict(list),
+        absences=defaultdict(list),
     )
     staff_shifts: dict[str, list[Shift]] = defaultdict(list)
     for s in problem.shifts:
@@ -314,6 +327,7 @@ def _collect(problem: Problem, plan: Plan, events: Sequence[Event]) -> _State:
                     state.availability[s.id] = _subtract(
                         state.availability[s.id], event.from_time, until
                     )
+                    state.absences[s.id].append((event.from_time, until))
             elif isinstance(event, CarerAvailable):
                 target = _nearest(shifts, event.from_time, event.until_time)
                 state.availability[target.id] = _union(
@@ -351,6 +365,18 @@ def _collect(problem: Problem, plan: Plan, events: Sequence[Event]) -> _State:
                 raise UnknownReferenceError("client_id", msg)
             state.client_blocks[event.client_id].append((event.from_time, event.until_time))
     return state
+
+
+def _absent(state: _State) -> dict[str, list[Interval]]:
+    """Per shift, the reported absences not given back by a later ``carer_available``."""
+    out: dict[str, list[Interval]] = {}
+    for sid, absences in state.absences.items():
+        left = list(absences)
+        for a, b in state.availability.get(sid, []):
+            left = _subtract(left, a, b)
+        if left:
+            out[sid] = left
+    return out
 
 
 def _known_visit(state: _State, visit_id: str) -> None:

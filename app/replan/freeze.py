@@ -10,11 +10,11 @@ reported position sets the resume time, and also the place when nothing of the r
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from app.replan.errors import InvalidArgumentError, UnknownReferenceError
-from app.scheduling.model import FixedStop, Plan, Problem, Route, Stop, StopKind
+from app.scheduling.model import FixedStop, Plan, Problem, Route, Stop, StopKind, Visit
 
 #: Default freeze horizon: stops starting within 20 minutes of now are not moved.
 DEFAULT_FREEZE_S = 20 * 60
@@ -78,6 +78,10 @@ class Freeze:
     freeze_s: int
     routes: Mapping[str, FrozenRoute] = field(default_factory=dict)
     fixed: tuple[FixedStop, ...] = ()
+    #: Visits inside the freeze horizon that were *not* frozen because their carer is absent
+    #: then, or an overrun pushed them out of their window or shift: somebody must call the
+    #: client (or the other carer), so the diff marks them.
+    released: tuple[str, ...] = ()
 
     @property
     def frozen_visit_ids(self) -> frozenset[str]:
@@ -94,6 +98,7 @@ def freeze_plan(
     actuals: Mapping[str, Actual] | None = None,
     removed: Collection[str] = (),
     positions: Mapping[str, Position] | None = None,
+    absent: Mapping[str, Sequence[tuple[int, int]]] | None = None,
 ) -> Freeze:
     """Find each route's frozen prefix and its carer's resume point.
 
@@ -113,6 +118,10 @@ def freeze_plan(
         Visit ids taken out of the routes before freezing (cancelled, not started).
     positions
         Reported carer positions by staff id; used as resume point when newer than the prefix.
+    absent
+        When each shift's carer is absent (shift id -> intervals). A visit starting in an
+        absence is never frozen, however soon it starts, unless it has reported times: an
+        absent carer keeps no visit after the absence starts.
 
     Returns
     -------
@@ -127,7 +136,19 @@ def freeze_plan(
     removed_set = frozenset(removed)
     horizon = now + freeze_s
     retimed = _synchronised(problem, plan, actuals, removed_set)
-    cut = {sid: _last_frozen_index(stops, actuals, horizon) for sid, stops in retimed.items()}
+    visits = {v.id: v for v in problem.visits}
+    shift_end = {s.id: s.end for s in problem.shifts}
+    limit = {
+        sid: min(
+            _first_unworkable(stops, actuals, (absent or {}).get(sid, ())),
+            _first_pushed_out(stops, actuals, visits, shift_end.get(sid), now),
+        )
+        for sid, stops in retimed.items()
+    }
+    cut = {
+        sid: min(_last_frozen_index(stops, actuals, horizon), limit[sid] - 1)
+        for sid, stops in retimed.items()
+    }
     # A double-staffed visit frozen on one route is frozen on the other too: extend to a fixpoint.
     changed = True
     while changed:
@@ -139,7 +160,7 @@ def freeze_plan(
             if s.visit_id
         }
         for sid, stops in retimed.items():
-            for i in range(cut[sid] + 1, len(stops)):
+            for i in range(cut[sid] + 1, min(len(stops), limit[sid])):
                 if stops[i].visit_id in frozen_ids and stops[i].kind is StopKind.VISIT:
                     cut[sid] = i
                     changed = True
@@ -151,7 +172,10 @@ def freeze_plan(
         shift = shifts.get(route.shift_id)
         shift_start = shift.start if shift else (prefix[0].start if prefix else 0)
         loc = next((s.location for s in reversed(prefix) if s.location is not None), None)
-        end = prefix[-1].end if prefix else shift_start
+        # Only the START stop frozen: the carer is free from the shift's start, not from the
+        # departure the old plan chose (it left late because its first visit was late).
+        started = any(s.kind is not StopKind.START for s in prefix)
+        end = prefix[-1].end if started else shift_start
         resume_loc, resume_time = loc, max(end, now, shift_start)
         pos = positions.get(route.staff_id)
         untouched = not any(s.kind is not StopKind.START for s in prefix)
@@ -177,7 +201,57 @@ def freeze_plan(
             for s in prefix
             if s.kind is StopKind.VISIT and s.visit_id
         )
-    return Freeze(now=now, freeze_s=freeze_s, routes=routes, fixed=tuple(fixed))
+    released = tuple(
+        s.visit_id
+        for sid, stops in retimed.items()
+        for s in stops[cut[sid] + 1 :]
+        if s.kind is StopKind.VISIT and s.visit_id and s.start < horizon
+    )
+    return Freeze(now=now, freeze_s=freeze_s, routes=routes, fixed=tuple(fixed), released=released)
+
+
+def _first_pushed_out(
+    stops: tuple[Stop, ...],
+    actuals: Mapping[str, Actual],
+    visits: Mapping[str, Visit],
+    shift_end: int | None,
+    now: int,
+) -> int:
+    """Index of the first visit still to start that an overrun pushed out of its windows or
+    its shift (one under way by now stays: the carer is there).
+
+    Such a visit is not frozen: kept, it would break a hard rule silently; released, it goes
+    to a carer who can still make it, or is unassigned with a reason (and someone phones).
+    """
+    for i, s in enumerate(stops):
+        if s.kind is not StopKind.VISIT or s.visit_id is None or s.visit_id in actuals:
+            continue
+        if s.start < now:
+            continue
+        v = visits.get(s.visit_id)
+        if v is None:
+            continue
+        late = v.windows and not any(w.start <= s.start and s.end <= w.end for w in v.windows)
+        if late or (shift_end is not None and s.end > shift_end):
+            return i
+    return len(stops)
+
+
+def _first_unworkable(
+    stops: tuple[Stop, ...],
+    actuals: Mapping[str, Actual],
+    absent: Sequence[tuple[int, int]],
+) -> int:
+    """Index of the first visit starting in an absence of its carer (len(stops): none).
+
+    A visit already started when the absence begins stays (the carer is there).
+    """
+    for i, s in enumerate(stops):
+        if s.kind is not StopKind.VISIT or (s.visit_id is not None and s.visit_id in actuals):
+            continue
+        if any(a <= s.start < b for a, b in absent):
+            return i
+    return len(stops)
 
 
 def _synchronised(

@@ -463,6 +463,42 @@ def insertion_repair(
     )
 
 
+def kept_routes(inp: ReplanInput, old: Plan, *, leave_out: Collection[str] = ()) -> Plan:
+    """The open part of ``old`` as it stands after the events, with nothing inserted.
+
+    The safe fallback of a re-plan whose repair failed: every open route keeps its carer and
+    order, re-timed; a route that no longer fits loses the fewest visits; coupled visits whose
+    partner is gone and the ``leave_out`` visits are taken out. Orphaned, urgent and taken-out
+    visits stay unassigned, each with the reason :func:`explain_unassigned` finds by checking.
+
+    Parameters
+    ----------
+    inp
+        The prepared re-plan.
+    old
+        The previous plan version.
+    leave_out
+        Visits not to keep on any route (they broke a rule in an earlier attempt).
+
+    Returns
+    -------
+    Plan
+        Routes over the open shifts and the open visits left out with reasons.
+    """
+    rep = _Repair(inp, old, DEFAULT_START_THRESHOLD_S, 0)
+    gone = set(leave_out)
+    for sid in rep.items:
+        rep.items[sid] = [it for it in rep.items[sid] if it[1] not in gone]
+        rep._place_missing_breaks(sid)
+    for sid in sorted(rep.items):
+        rep.fit(sid)
+    rep.drop_broken_couples()
+    routes = tuple(rep.routes[sid] for sid in rep.shifts if sid in rep.routes)
+    in_routes = {vid for r in routes for vid in r.visit_ids}
+    left = [v.id for v in rep.problem.visits if v.id not in in_routes]
+    return Plan(routes=routes, unassigned=explain_unassigned(rep.problem, routes, left))
+
+
 def _urgency(v: Visit) -> tuple[bool, int]:
     """Mandatory first, then the narrowest total window."""
     width = sum(w.end - w.start for w in v.windows) if v.windows else 10**9
@@ -498,5 +534,6 @@ __all__ = [
     "RepairOutcome",
     "coupled_visits",
     "insertion_repair",
+    "kept_routes",
     "mandatory_placed",
 ]

@@ -14,6 +14,7 @@ stop must come back byte-identical.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -23,11 +24,19 @@ from app import scheduling
 from app.replan.apply import ReplanInput, closing_stop, prepare_replan
 from app.replan.diff import DEFAULT_START_THRESHOLD_S, PlanDiff, diff_plans
 from app.replan.errors import FrozenStopChangedError
-from app.replan.events import Event
+from app.replan.events import (
+    ActualTimesReported,
+    ClientUnavailable,
+    Event,
+    UrgentVisitAdded,
+    VisitCancelled,
+    VisitDelayed,
+)
 from app.replan.freeze import DEFAULT_FREEZE_S, FrozenRoute
-from app.replan.repair import insertion_repair, mandatory_placed
+from app.replan.repair import insertion_repair, kept_routes, mandatory_placed
 from app.replan.retime import keep_times
 from app.scheduling.model import (
+    Break,
     Plan,
     Problem,
     Route,
@@ -35,7 +44,15 @@ from app.scheduling.model import (
     SolveOptions,
     Stop,
     StopKind,
+    UnassignedReason,
 )
+from app.scheduling.validate import Violation
+
+log = logging.getLogger(__name__)
+
+#: Rounds of the safe fallback that take out the visits a validation names before it keeps
+#: only the frozen stops.
+FALLBACK_ROUNDS = 5
 
 #: Stability used when the caller's options leave it at 0: moving a visit away from its carer
 #: must save more than an hour of travel (see docs/decisions/replan-freeze-and-stability.md).
@@ -44,6 +61,20 @@ DEFAULT_STABILITY_PENALTY_S = 3600
 #: ``"insert"``: keep routes, insert what must move, re-solve only as a fallback (default).
 #: ``"resolve"``: re-solve the whole open part with VROOM and the stability penalty.
 Strategy = Literal["insert", "resolve"]
+
+
+@dataclass(frozen=True, slots=True)
+class Inconsistency:
+    """Why a re-plan fell back to keeping the routes as they stand (an internal defect).
+
+    ``violations`` are the hard rules the repaired plan broke, ``error`` the exception the
+    repair raised (type and message: ids only); ``remaining`` what even the fallback breaks
+    (only facts were left, e.g. reported times no rule can hold).
+    """
+
+    violations: tuple[Violation, ...] = ()
+    error: str | None = None
+    remaining: tuple[Violation, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +87,10 @@ class ReplanResult:
     orphaned: tuple[str, ...]
     #: The day's problem after the events: the ``problem`` argument of the next re-plan.
     problem: Problem
+    #: Set when the repair failed and the safe fallback made this plan (log and count it).
+    inconsistency: Inconsistency | None = None
+    #: Visits about to start whose carer is absent: moved or unassigned, someone must phone.
+    released: tuple[str, ...] = ()
 
     @property
     def replaced(self) -> tuple[str, ...]:
@@ -128,19 +163,140 @@ def replan(
     if opts.stability_penalty_s <= 0:
         opts = replace(opts, stability_penalty_s=DEFAULT_STABILITY_PENALTY_S)
     inp = prepare_replan(problem, plan, events, now=now, freeze_s=freeze_s)
-    if strategy == "resolve":
-        full_problem, new_plan = _resolve(inp, plan, opts, warm_start=warm_start)
-    else:
-        full_problem, new_plan = _insert_or_resolve(
-            inp, plan, opts, warm_start=warm_start, start_threshold_s=start_threshold_s
+    inconsistency: Inconsistency | None = None
+    try:
+        if strategy == "resolve":
+            full_problem, new_plan = _resolve(inp, plan, opts, warm_start=warm_start)
+        else:
+            full_problem, new_plan = _insert_or_resolve(
+                inp, plan, opts, warm_start=warm_start, start_threshold_s=start_threshold_s
+            )
+        found = scheduling.validate(full_problem, new_plan, check_priority=False)
+        if found:
+            inconsistency = Inconsistency(violations=tuple(found))
+    except Exception as exc:  # a re-plan never fails the planner: see below
+        # The events were valid (prepare_replan raised nothing), so whatever broke is ours;
+        # the planner still gets the day with the events applied, and the defect is reported.
+        inconsistency = Inconsistency(error=f"{type(exc).__name__}: {exc}")
+    if inconsistency is not None:
+        full_problem, new_plan, remaining = safe_plan(inp, plan)
+        inconsistency = replace(inconsistency, remaining=remaining)
+        log.error(
+            "re-plan fell back to the routes as they stand: %s",
+            inconsistency.error or f"{len(inconsistency.violations)} violation(s)",
         )
+    new_plan = _stable_reasons(plan, new_plan, events, full_problem)
     new_plan = replace(new_plan, solve_time_s=time.perf_counter() - t0)
     return ReplanResult(
         plan=new_plan,
         diff=diff_plans(plan, new_plan, start_threshold_s=start_threshold_s),
         orphaned=inp.orphaned,
         problem=full_problem,
+        inconsistency=inconsistency,
+        released=inp.freeze.released,
     )
+
+
+def touched_visits(problem: Problem, events: Sequence[Event]) -> frozenset[str]:
+    """Visits an event concerns: named, at a named client, or one a named carer may do.
+
+    Visits depending on a touched visit are touched too.
+    """
+    by_id = {v.id: v for v in problem.visits}
+    out: set[str] = set()
+    staff: set[str] = set()
+    for e in events:
+        if isinstance(e, VisitCancelled | VisitDelayed | ActualTimesReported):
+            out.add(e.visit_id)
+        elif isinstance(e, UrgentVisitAdded):
+            out.add(e.visit.id)
+        elif isinstance(e, ClientUnavailable):
+            out |= {v.id for v in problem.visits if v.client_id == e.client_id}
+        else:
+            staff.add(e.staff_id)
+    if staff:
+        out |= {
+            v.id
+            for v in problem.visits
+            if any(s.staff_id in staff for s in scheduling.qualified_shifts(problem, v))
+        }
+    grew = True
+    while grew:
+        more = {
+            v.id
+            for v in by_id.values()
+            if v.depends_on is not None and v.depends_on.visit_id in out and v.id not in out
+        }
+        grew = bool(more)
+        out |= more
+    return frozenset(out)
+
+
+def _stable_reasons(old: Plan, new: Plan, events: Sequence[Event], problem: Problem) -> Plan:
+    """An event does not change the reason of a visit it did not touch.
+
+    A visit unassigned before and still unassigned keeps its earlier reason and sentence when
+    no event concerns it (:func:`touched_visits`): the re-plan tried it again (only where it
+    fits without moving anyone) and failed, so the earlier finding still holds, while a
+    re-explanation against the truncated open day would name an artefact of the clock.
+    """
+    before = {u.visit_id: u for u in old.unassigned if u.reason is not UnassignedReason.CANCELLED}
+    if not before:
+        return new
+    touched = touched_visits(problem, events)
+    kept = tuple(
+        before[u.visit_id]
+        if u.visit_id in before
+        and u.visit_id not in touched
+        and u.reason is not UnassignedReason.CANCELLED
+        else u
+        for u in new.unassigned
+    )
+    return replace(new, unassigned=kept)
+
+
+def safe_plan(inp: ReplanInput, old: Plan) -> tuple[Problem, Plan, tuple[Violation, ...]]:
+    """The current plan with the events applied and nothing re-planned: the safe fallback.
+
+    Frozen stops stay; every open route keeps its carer and order (:func:`kept_routes`);
+    displaced visits (orphaned, urgent, no longer fitting) are unassigned with a reason found
+    by checking. Visits a validation still names are taken out and the routes rebuilt, at
+    most :data:`FALLBACK_ROUNDS` times; then only the frozen stops are kept.
+
+    Parameters
+    ----------
+    inp
+        The prepared re-plan.
+    old
+        The previous plan version.
+
+    Returns
+    -------
+    tuple of Problem, Plan and violations
+        The day's problem, the plan, and what it still breaks (empty unless the frozen stops
+        themselves break a rule: they are facts and stay).
+    """
+    open_ids = {v.id for v in inp.open_problem.visits}
+    leave_out: set[str] = set()
+    for _ in range(FALLBACK_ROUNDS):
+        try:
+            full, plan = assemble(inp, old, kept_routes(inp, old, leave_out=leave_out))
+        except FrozenStopChangedError:
+            break
+        found = scheduling.validate(full, plan, check_priority=False)
+        if not found:
+            return full, plan, ()
+        named = {v.visit_id for v in found if v.visit_id in open_ids} - leave_out
+        if not named:
+            break
+        leave_out |= {vid for vid in named if vid is not None}
+    everyone = [v.id for v in inp.open_problem.visits]
+    bare = Plan(
+        routes=(),
+        unassigned=tuple(scheduling.explain_unassigned(inp.open_problem, (), everyone)),
+    )
+    full, plan = assemble(inp, old, bare)
+    return full, plan, tuple(scheduling.validate(full, plan, check_priority=False))
 
 
 def _resolve(
@@ -204,6 +360,8 @@ def _insert_or_resolve(
     resolved = _resolve(inp, old, replace(opts, time_limit_s=limit), warm_start=warm_start)
     if inserted is None:
         return resolved
+    if scheduling.validate(*resolved, check_priority=False):
+        return inserted
 
     def rank(candidate: tuple[Problem, Plan]) -> tuple[int, int, float]:
         full, new = candidate
@@ -236,9 +394,13 @@ def assemble(
         The day's problem (shift breaks adjusted to what is still owed) and the new plan with
         its KPIs; frozen stops are checked with :func:`check_frozen`.
     """
-    full_problem, routes = _splice(inp, old, open_plan, keep_old_times=keep_old_times)
+    full_problem, routes, tails = _splice(inp, old, open_plan, keep_old_times=keep_old_times)
     check_frozen(inp, routes)
-    plan = Plan(routes=routes, unassigned=inp.unassigned + tuple(open_plan.unassigned))
+    # Reasons are found again on the open routes as they now stand (re-timed): a reason found
+    # on the solver's or the repair's own times may name a gap that re-timing opened or closed.
+    left = [u.visit_id for u in open_plan.unassigned]
+    again = scheduling.explain_unassigned(inp.open_problem, tails, left)
+    plan = Plan(routes=routes, unassigned=inp.unassigned + tuple(again))
     return full_problem, replace(plan, kpis=scheduling.compute_kpis(full_problem, plan))
 
 
@@ -287,7 +449,7 @@ def check_frozen(inp: ReplanInput, routes: Sequence[Route]) -> None:
 
 def _splice(
     inp: ReplanInput, old: Plan, open_plan: Plan, *, keep_old_times: bool
-) -> tuple[Problem, tuple[Route, ...]]:
+) -> tuple[Problem, tuple[Route, ...], tuple[Route, ...]]:
     """Frozen prefix + the solver's open route (old times kept) for every shift."""
     tails = {r.shift_id: r for r in open_plan.routes}
     unknown = set(tails) - set(inp.open_shifts)
@@ -304,14 +466,20 @@ def _splice(
     pinned = _coupled(inp.open_problem)
     shifts: list[Shift] = []
     routes: list[Route] = []
+    timed: list[Route] = []
     for shift in inp.problem.shifts:
         fr = inp.freeze.routes.get(shift.id)
         has_prefix = fr is not None and bool(fr.frozen_visit_ids or fr.break_ids)
         tail = tails.get(shift.id)
         if tail is None:
-            # Nothing left to do after the prefix: its open breaks are not owed any more.
+            # Nothing left to do after the prefix: an open break is owed only when the work
+            # runs into its window (then it follows the prefix), not when the carer is done
+            # before it opens (simulator finding 16: a long overrun lost the lunch break).
             taken = fr.break_ids if fr is not None else frozenset()
-            shift = replace(shift, breaks=tuple(b for b in shift.breaks if b.id in taken))
+            owed = {b.id for b, _ in _owed_breaks(inp, shift, fr)} if has_prefix else set()
+            shift = replace(
+                shift, breaks=tuple(b for b in shift.breaks if b.id in taken or b.id in owed)
+            )
         elif keep_old_times:
             old_route = old_routes.get(shift.id)
             starts = dict(old_visit_starts)
@@ -334,10 +502,12 @@ def _splice(
                 pinned=pinned,
             )
         shifts.append(shift)
+        if tail is not None:
+            timed.append(tail)
         stops = _route_stops(inp, shift, fr if has_prefix else None, tail)
         if stops:
             routes.append(Route(shift.id, shift.staff_id, shift.profile, stops))
-    return replace(inp.problem, shifts=tuple(shifts)), tuple(routes)
+    return replace(inp.problem, shifts=tuple(shifts)), tuple(routes), tuple(timed)
 
 
 def _coupled(problem: Problem) -> frozenset[str]:
@@ -371,9 +541,57 @@ def _route_stops(
     if frozen is None:
         return tail.stops if tail is not None else ()
     if tail is None:
-        return (*frozen.prefix, closing_stop(inp.problem, shift, frozen))
+        owed = _owed_breaks(inp, shift, frozen)
+        if not owed:
+            return (*frozen.prefix, closing_stop(inp.problem, shift, frozen))
+        stops = [*frozen.prefix]
+        end = frozen.end_time
+        for b, start in owed:
+            stops.append(
+                Stop(
+                    StopKind.BREAK,
+                    end,
+                    start,
+                    start + b.duration,
+                    location=frozen.resume_location,
+                    break_id=b.id,
+                    waiting=start - end,
+                )
+            )
+            end = start + b.duration
+        closing = closing_stop(inp.problem, shift, replace(frozen, prefix=tuple(stops)))
+        return (*stops, closing)
     _check_joint(frozen, tail)
     return frozen.prefix + tail.stops[1:]
+
+
+def _owed_breaks(
+    inp: ReplanInput, shift: Shift, frozen: FrozenRoute | None
+) -> list[tuple[Break, int]]:
+    """Breaks still owed right after a prefix that ends the route, with their starts.
+
+    A break not taken yet is owed when the prefix's work runs into one of its windows and
+    the break still fits there before the carer must be home; one whose window the work
+    passed entirely cannot be given any more (the reported times are facts).
+    """
+    if frozen is None:
+        return []
+    taken = frozen.break_ids
+    end = frozen.end_time
+    out: list[tuple[Break, int]] = []
+    for b in sorted(shift.breaks, key=lambda x: min(w.start for w in x.windows)):
+        if b.id in taken or not any(end >= w.start for w in b.windows):
+            continue
+        fits = [max(end, w.start) for w in b.windows if max(end, w.start) + b.duration <= w.end]
+        if not fits:
+            continue
+        start = min(fits)
+        home = closing_stop(inp.problem, shift, frozen).travel_time
+        if start + b.duration + home > shift.end:
+            continue
+        out.append((b, start))
+        end = start + b.duration
+    return out
 
 
 def _check_joint(frozen: FrozenRoute, tail: Route) -> None:
@@ -386,4 +604,4 @@ def _check_joint(frozen: FrozenRoute, tail: Route) -> None:
         raise FrozenStopChangedError(msg)
 
 
-__all__ = ["ReplanResult", "assemble", "check_frozen", "replan"]
+__all__ = ["Inconsistency", "ReplanResult", "assemble", "check_frozen", "replan", "safe_plan"]

@@ -11,21 +11,36 @@ Checks run from the most basic to the most specific; the first that holds is the
 6. ``outside_shifts`` / ``window_unreachable``: no window overlaps a qualified shift at all, or
    even the direct trip start -> visit -> end of every qualified shift misses every window;
 7. ``second_carer_unavailable``: a double visit has fewer than two distinct qualified carers who
-   could reach it, or its two parts could not be synchronised;
-8. ``dependency_unsatisfied``: the visit it depends on is not planned, or the gap could not be kept;
+   could reach it;
+8. ``dependency_unsatisfied``: the visit it depends on is not planned, or no window keeps the gap;
 9. ``shift_capacity_exhausted``: every qualified route is full (no gap where the visit fits
    without moving other stops, or max visits / capacity / travel limits are reached);
-10. ``solver_could_not_place``: a gap exists, yet the solver did not use it (should not happen
+   ``dependency_unsatisfied`` instead when gaps exist but none within the required gap;
+10. ``second_carer_unavailable``: gaps exist, but no two carers have one at a common start;
+11. ``solver_could_not_place``: a gap exists, yet the solver did not use it (should not happen
     after the solver's greedy fill; reported honestly if it does).
+
+A reason the solver observed itself (a ``hint``) is never passed on unchecked: the checks above
+decide (issue 9: "no start keeps the required gap" was reported while a free gap kept it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from itertools import combinations
 
 from app.domain import UNREACHABLE
 from app.scheduling._timing import earliest_start, insertion_fits, travel
-from app.scheduling.model import Problem, Route, Shift, Unassigned, UnassignedReason, Visit
+from app.scheduling.model import (
+    Problem,
+    Route,
+    Shift,
+    TimeWindow,
+    Unassigned,
+    UnassignedReason,
+    Visit,
+)
 
 
 def qualified_shifts(problem: Problem, visit: Visit) -> list[Shift]:
@@ -64,22 +79,61 @@ def _overlaps_shift(shift: Shift, visit: Visit) -> bool:
 
 
 def _gap_impossible(routes: Sequence[Route], visit: Visit) -> bool:
+    """Whether a dependent visit has no start left that keeps its gap (or its target is out)."""
+    return visit.depends_on is not None and _within_gap(routes, visit) is None
+
+
+def _within_gap(routes: Sequence[Route], visit: Visit) -> Visit | None:
+    """``visit`` with windows cut to the starts its dependency allows (None: no start left)."""
     dep = visit.depends_on
     if dep is None:
-        return False
+        return visit
     starts = [s.start for r in routes for s in r.stops if s.visit_id == dep.visit_id]
     if not starts:
-        return True
+        return None
     lo = min(starts) + dep.min_gap
     hi = None if dep.max_gap is None else min(starts) + dep.max_gap
-    windows = visit.windows or ()
-    if not windows:
-        return False
-    return not any(
-        max(w.start, lo)
-        <= (w.end - visit.duration if hi is None else min(w.end - visit.duration, hi))
-        for w in windows
-    )
+    cut = []
+    for w in visit.windows or (TimeWindow(lo, lo + 48 * 3600),):
+        a = max(w.start, lo)
+        b = w.end - visit.duration if hi is None else min(w.end - visit.duration, hi)
+        if a <= b:
+            cut.append(TimeWindow(a, b + visit.duration))
+    return replace(visit, windows=tuple(cut), depends_on=None) if cut else None
+
+
+def _starts(problem: Problem, shift: Shift, route: Route | None, visit: Visit) -> list[int]:
+    """Earliest start in each free gap of ``route`` where ``visit`` fits, nothing moving."""
+    if route is None:
+        if not direct_trip_fits(problem, shift, visit):
+            return []
+        t_in, _ = travel(problem, shift, shift.start_location, visit.location)
+        start = earliest_start(visit, shift.start + t_in)
+        return [] if start is None else [start]
+    return [
+        t
+        for p in range(1, len(route.stops))
+        if (t := insertion_fits(problem, shift, route.stops, p, visit)) is not None
+    ]
+
+
+def _sync_possible(
+    problem: Problem, by_shift: Mapping[str, Route], shifts: Sequence[Shift], visit: Visit
+) -> bool:
+    """Whether two carers have a free gap at one common start (checked per window)."""
+    for w in visit.windows or (None,):
+        v = visit if w is None else replace(visit, windows=(w,))
+        starts = {s.id: _starts(problem, s, by_shift.get(s.id), v) for s in shifts}
+        for a, b in combinations(shifts, 2):
+            if a.staff_id == b.staff_id:
+                continue
+            for t in {max(x, y) for x in starts[a.id] for y in starts[b.id]}:
+                at = replace(v, windows=(TimeWindow(t, t + v.duration),))
+                if _starts(problem, a, by_shift.get(a.id), at) and _starts(
+                    problem, b, by_shift.get(b.id), at
+                ):
+                    return True
+    return False
 
 
 def explain_one(
@@ -100,8 +154,8 @@ def explain_one(
     visit
         The unassigned visit.
     hint
-        A reason the solver observed itself (double visit could not be synchronised, dependency
-        gap could not be kept); used only when no more basic reason holds.
+        A reason the solver observed itself. Not trusted: the checks decide (kept so callers
+        need not change).
 
     Returns
     -------
@@ -109,6 +163,7 @@ def explain_one(
         The reason and a one-sentence explanation (no client data in it).
     """
     vid = visit.id
+    del hint  # the checks below decide
 
     def out(reason: UnassignedReason, detail: str) -> Unassigned:
         return Unassigned(vid, reason, detail)
@@ -163,27 +218,24 @@ def explain_one(
             UnassignedReason.DEPENDENCY_UNSATISFIED,
             f"No time window keeps the required gap after visit {dep.visit_id!r}.",
         )
-    if hint is UnassignedReason.SECOND_CARER_UNAVAILABLE:
-        return out(hint, "No second carer could be free at the same time as the first.")
-    if hint is UnassignedReason.DEPENDENCY_UNSATISFIED:
-        return out(hint, "No start keeps the required gap to the visit it depends on.")
     by_shift = {r.shift_id: r for r in routes}
-    gap = False
-    for s in direct:
-        r = by_shift.get(s.id)
-        if r is None:
-            gap = True
-            break
-        if any(
-            insertion_fits(problem, s, r.stops, p, visit) is not None
-            for p in range(1, len(r.stops))
-        ):
-            gap = True
-            break
-    if not gap:
+    # A reason the solver observed is given only once the check it names has been made here.
+    probe = _within_gap(routes, visit) if dep is not None else visit
+    if probe is None or not any(_starts(problem, s, by_shift.get(s.id), probe) for s in direct):
+        if dep is not None and any(_starts(problem, s, by_shift.get(s.id), visit) for s in direct):
+            return out(
+                UnassignedReason.DEPENDENCY_UNSATISFIED,
+                "No free time on a qualified route keeps the required gap to visit "
+                f"{dep.visit_id!r}.",
+            )
         return out(
             UnassignedReason.CAPACITY,
             "Every qualified carer's route is full around the visit's time windows.",
+        )
+    if visit.carers_required > 1 and not _sync_possible(problem, by_shift, direct, probe):
+        return out(
+            UnassignedReason.SECOND_CARER_UNAVAILABLE,
+            "No second carer is free at the same time as a first one.",
         )
     return out(
         UnassignedReason.OTHER,

@@ -139,7 +139,8 @@ def test_cancellation_frees_time_without_reshuffling_other_carers(
     assert visit not in visit_stops(new)
     assert any(u["visit"] == visit and u["reason"] == "cancelled" for u in new["unassigned"])
     diff = new["diff"]
-    assert visit in diff["removed"]
+    assert visit in diff["cancelled"]  # cancelled, not removed (issue 9)
+    assert visit not in diff["removed"]
     others = [c for c in diff["carers"] if c["staff_id"] != staff]
     assert others
     assert all(c["mutations"] == 0 for c in others), others

@@ -115,6 +115,16 @@ class TestFrozen:
         new = {r.shift_id: r for r in result.plan.routes}
         for old in plan.routes:
             kept = _frozen_part(old, now)
+            if old.staff_id == "dora":
+                # Absent from now: only what she started before keeps (issue 9, item 5).
+                kept = tuple(s for s in kept if s.kind is not StopKind.VISIT or s.start < now)
+                assert not [
+                    s
+                    for r in result.plan.routes
+                    if r.staff_id == "dora"
+                    for s in r.stops
+                    if s.kind is StopKind.VISIT and s.start >= now
+                ]
             if any(s.kind is not StopKind.START for s in kept):
                 assert new[old.shift_id].stops[: len(kept)] == kept
         for f in result.problem.fixed:

@@ -9,7 +9,8 @@ version, the events and the webhook outbox in the request's one transaction.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Literal
+import logging
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
@@ -17,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from app.api import authz
+from app.api import authz, metrics
 from app.api.deps import EventReporter, Principal, SessionDep, SettingsDep
 from app.api.errors import ErrorBody, error_response
 from app.api.plan_schemas import PlanDetailOut
@@ -38,11 +39,13 @@ from app.replan.events import (
     VisitCancelled,
     VisitDelayed,
 )
+from app.scheduling.model import Priority
 from app.settings import Settings
 from app.store.inputs import TimeOfDay, Window
 from app.store.repositories import Row
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"], route_class=StrictJSONRoute)
+log = logging.getLogger(__name__)
 
 Id = Annotated[str, Field(min_length=1, max_length=100)]
 
@@ -87,7 +90,11 @@ class UrgentVisitIn(_In):
     competences: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list, max_length=50
     )
-    priority: Literal["mandatory", "high", "normal", "low"] = "mandatory"
+    #: The core's own vocabulary (one definition): the OpenAPI enum is what the planner takes.
+    priority: Priority = Field(
+        default=Priority.MANDATORY,
+        description="`mandatory` (must happen today) or `optional` (may be left out).",
+    )
     carers_required: int = Field(default=1, ge=1, le=2)
 
 
@@ -187,6 +194,29 @@ def core_events(events: list[EventIn]) -> list[service.EventSpec]:
         msg = f"{len(errors)} invalid event(s); nothing was stored"
         raise InvalidInput(msg, errors)
     return out
+
+
+def report_inconsistency(prepared: service.PreparedReplan, found: dict[str, Any]) -> None:
+    """Log (ids only) and count a re-plan whose repair failed and fell back (never a 500).
+
+    ``recovered``: the repaired plan broke these rules and a valid fallback is stored;
+    ``stored``: what even the fallback breaks (facts only), stored as it stands.
+    """
+    recovered = list(found["violations"]) or (
+        [{"kind": "exception", "visit": None, "shift": None}] if found["error"] else []
+    )
+    metrics.count_validation_failures(recovered, kind="replan", outcome="recovered")
+    metrics.count_validation_failures(found["remaining"], kind="replan", outcome="stored")
+    log.error(
+        "re-plan of plan %s (version %d) fell back to the routes as they stand: %s",
+        prepared.base_plan_id,
+        prepared.base_version,
+        found["error"] or f"{len(found['violations'])} violation(s)",
+        extra={
+            "plan_id": prepared.base_plan_id,
+            "violations": {"repair": found["violations"], "remaining": found["remaining"]},
+        },
+    )
 
 
 def parse_if_match(value: str) -> int | None:
@@ -294,6 +324,8 @@ async def post_plan_events(
     prepared = await run_in_threadpool(_prepare, session, principal, settings, plan_id, body, base)
     pool = get_pool(settings.region_file, settings.osm_cache_dir, settings.planning_workers)
     outcome = await asyncio.wrap_future(pool.run(service.compute_replan, prepared.job))
+    if outcome.inconsistency is not None:
+        report_inconsistency(prepared, outcome.inconsistency)
     plan = await run_in_threadpool(_store, session, principal, prepared, outcome)
     return JSONResponse(
         plan.model_dump(mode="json"),
