@@ -7,7 +7,7 @@ plus read-only fields (``created_at``, ``updated_at``).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -54,6 +54,18 @@ class ShiftOut(ShiftIn, Stamps):
 
 class VisitOut(VisitIn, Stamps):
     """A stored visit."""
+
+    origin: Literal["import", "urgent"] = Field(
+        default="import",
+        description="`urgent`: added by an `urgent_visit_added` event; `import`: by the vendor.",
+    )
+    actual_start: str | None = Field(
+        default=None, description="Reported start (`HH:MM`) of a started or done visit."
+    )
+    actual_end: str | None = Field(default=None, description="Reported end (`HH:MM`), if known.")
+    actual_carer: str | None = Field(
+        default=None, description="The carer whose route held the visit when times were reported."
+    )
 
 
 class VisitTemplateOut(VisitTemplateIn, Stamps):
@@ -141,6 +153,10 @@ class PlanPage(PageInfo):
 
 def _windows(windows: list[list[int]]) -> list[dict[str, str]]:
     return [{"start": format_time_of_day(s), "end": format_time_of_day(e)} for s, e in windows]
+
+
+def _time_or_none(seconds: int | None) -> str | None:
+    return None if seconds is None else format_time_of_day(seconds)
 
 
 def _stamps(obj: Any) -> dict[str, Any]:
@@ -255,6 +271,10 @@ def visit_out(row: Row) -> VisitOut:
             "depends_on": dep,
             "status": v.status,
             "template": row.refs["template"],
+            "origin": v.origin,
+            "actual_start": _time_or_none(v.actual_start_s),
+            "actual_end": _time_or_none(v.actual_end_s),
+            "actual_carer": row.refs.get("actual_carer"),
             **_stamps(v),
         }
     )

@@ -29,6 +29,7 @@ from app.scheduling import compute_kpis, explain_unassigned, solve, validate
 from app.scheduling.model import (
     Break,
     Dependency,
+    FixedStop,
     Plan,
     Priority,
     Problem,
@@ -175,7 +176,11 @@ def build_problem(inp: PlanInput, region: Region) -> BuiltProblem:
                 warnings.append(f"The start or end of {label} is {why}; that route stays empty.")
 
     clients = {c.external_id: c for c in inp.clients}
-    visits = tuple(_visit(v, clients[v.client], loc_of_client.get(v.client)) for v in inp.visits)
+    visits = tuple(
+        _visit(v, clients[v.client], loc_of_client.get(v.client))
+        for v in inp.visits
+        if not v.blocked
+    )
     shifts = tuple(
         Shift(
             id=sh.external_id,
@@ -196,24 +201,50 @@ def build_problem(inp: PlanInput, region: Region) -> BuiltProblem:
         )
         for sh in inp.shifts
     )
-    problem = Problem(visits, shifts, matrices, locations=tuple(points))
+    problem = Problem(
+        visits, shifts, matrices, locations=tuple(points), fixed=_fixed_stops(inp, shifts)
+    )
     reasons = {c: "; ".join(why) for c, why in unreachable.items()}
     return BuiltProblem(problem, reasons, tuple(warnings))
+
+
+def _fixed_stops(inp: PlanInput, shifts: Sequence[Shift]) -> tuple[FixedStop, ...]:
+    """Started and done visits as fixed stops on their carer's shift (the one nearest in time)."""
+    out: list[FixedStop] = []
+    for v in inp.visits:
+        if v.fixed is None or v.blocked:
+            continue
+        own = [s for s in shifts if s.staff_id == v.fixed.staff]
+        if not own:
+            continue
+        a, b = v.fixed.start_s, v.fixed.end_s
+        shift = min(own, key=lambda s: max(0, s.start - b, a - s.end))
+        out.append(FixedStop(v.external_id, shift.id, a, b))
+    return tuple(out)
 
 
 def _visit(v: Any, client: Any, location: int | None) -> Visit:
     allowed = None if client.allowed_staff is None else frozenset(client.allowed_staff)
     dep = v.depends_on
+    windows = tuple(TimeWindow(a, b) for a, b in v.windows)
+    pinned = v.pinned_staff
+    if v.fixed is not None:
+        # A started or done visit is a fact: its carer and times stand, whatever rule named
+        # another carer or window before it happened.
+        a, b = v.fixed.start_s, v.fixed.end_s
+        if not any(w.start <= a and b <= w.end for w in windows):
+            windows = (TimeWindow(a, b),)
+        pinned, allowed = v.fixed.staff, None
     return Visit(
         id=v.external_id,
         client_id=v.client,
         location=location if location is not None else 0,
         duration=v.duration_s,
-        windows=tuple(TimeWindow(a, b) for a, b in v.windows),
+        windows=windows,
         competences=frozenset(v.competences),
         priority=Priority(v.priority),
         carers_required=v.carers_required,
-        pinned_staff=v.pinned_staff,
+        pinned_staff=pinned,
         allowed_staff=allowed,
         preferred_staff=frozenset(client.preferred_staff),
         depends_on=None if dep is None else Dependency(dep.visit, dep.min_gap_s, dep.max_gap_s),
@@ -270,6 +301,20 @@ def route_geometry(
     return out, warnings
 
 
+def _blocked_docs(inp: PlanInput) -> list[dict[str, Any]]:
+    """Visits left out because their client is unavailable during every usable window."""
+    return [
+        {
+            "visit": v.external_id,
+            "client": v.client,
+            "reason": UnassignedReason.WINDOW_UNREACHABLE.value,
+            "detail": "the client is unavailable during every window long enough for the visit",
+        }
+        for v in inp.visits
+        if v.blocked
+    ]
+
+
 def compute_plan(inp: PlanInput, region: Region, options: PlanOptions) -> PlanResult:
     """Build, solve, validate and draw one district day.
 
@@ -321,7 +366,7 @@ def compute_plan(inp: PlanInput, region: Region, options: PlanOptions) -> PlanRe
     )
     return PlanResult(
         routes=codec.routes_to_doc(problem, plan),
-        unassigned=codec.unassigned_to_doc(problem, plan),
+        unassigned=codec.unassigned_to_doc(problem, plan) + _blocked_docs(inp),
         kpis=dict(plan.kpis),
         problem=codec.problem_to_doc(problem),
         geometry=geometry,

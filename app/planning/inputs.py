@@ -64,6 +64,15 @@ class DependencyIn:
 
 
 @dataclass(frozen=True, slots=True)
+class FixedIn:
+    """A started or done visit: its carer and reported times stay as they are in every plan."""
+
+    staff: str
+    start_s: int
+    end_s: int
+
+
+@dataclass(frozen=True, slots=True)
 class VisitIn:
     """One visit of the day."""
 
@@ -76,6 +85,10 @@ class VisitIn:
     carers_required: int = 1
     pinned_staff: str | None = None
     depends_on: DependencyIn | None = None
+    #: Reported times of a started or done visit (kept as a fixed stop).
+    fixed: FixedIn | None = None
+    #: The client is unavailable during every window long enough for the visit.
+    blocked: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
+from app.planning.day_facts import apply_facts, load_facts
 from app.planning.inputs import (
     BreakIn,
     ClientIn,
     DependencyIn,
+    FixedIn,
     PlanInput,
     ShiftIn,
     StaffIn,
@@ -58,8 +60,11 @@ def load_plan_input(session: Session, org_id: int, district_id: int, day: dt.dat
     Returns
     -------
     PlanInput
-        Visits of the district's clients on ``day`` that are not cancelled, the shifts of the
-        district's active staff on ``day``, the clients with coordinates, preferred carers and
+        Visits of the district's clients on ``day`` that are not cancelled (urgent visits added
+        by events included, started or done ones with their reported times as fixed stops), the
+        shifts of the district's active staff on ``day`` after the day's stored absences and
+        extra hours, visit windows without the hours a client is unavailable
+        (:mod:`app.planning.day_facts`), the clients with coordinates, preferred carers and
         allowed-team members, pinned carers and dependencies (by external id).
     """
     district = session.scalar(
@@ -166,9 +171,12 @@ def load_plan_input(session: Session, org_id: int, district_id: int, day: dt.dat
             )
             if v.depends_on_visit_id in visit_ext
             else None,
+            fixed=_fixed(v, staff_ext),
         )
         for v, c in visit_rows
     )
+    facts = load_facts(session, org_id, district_id, day)
+    shifts_after, visits = apply_facts(shifts, visits, facts)
     client_in = tuple(
         ClientIn(
             external_id=c.external_id,
@@ -188,6 +196,15 @@ def load_plan_input(session: Session, org_id: int, district_id: int, day: dt.dat
         date=day,
         clients=client_in,
         staff=tuple(staff.values()),
-        shifts=tuple(shifts),
+        shifts=shifts_after,
         visits=visits,
     )
+
+
+def _fixed(visit: Visit, staff_ext: dict[int, str]) -> FixedIn | None:
+    """A started or done visit's reported carer and times (no end yet: the planned duration)."""
+    if visit.actual_start_s is None or visit.actual_staff_id not in staff_ext:
+        return None
+    start = visit.actual_start_s
+    end = visit.actual_end_s if visit.actual_end_s is not None else start + visit.duration_s
+    return FixedIn(staff_ext[visit.actual_staff_id], start, end)
