@@ -7,7 +7,7 @@ plus read-only fields (``created_at``, ``updated_at``).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -54,18 +54,6 @@ class ShiftOut(ShiftIn, Stamps):
 
 class VisitOut(VisitIn, Stamps):
     """A stored visit."""
-
-    origin: Literal["import", "urgent"] = Field(
-        default="import",
-        description="`urgent`: added by an `urgent_visit_added` event; `import`: by the vendor.",
-    )
-    actual_start: str | None = Field(
-        default=None, description="Reported start (`HH:MM`) of a started or done visit."
-    )
-    actual_end: str | None = Field(default=None, description="Reported end (`HH:MM`), if known.")
-    actual_carer: str | None = Field(
-        default=None, description="The carer whose route held the visit when times were reported."
-    )
 
 
 class VisitTemplateOut(VisitTemplateIn, Stamps):

@@ -41,6 +41,7 @@ from app.replan.events import (
     VisitCancelled,
     VisitDelayed,
 )
+from app.replan.intervals import Interval, subtract, union
 from app.store.models import (
     Client,
     DayFact,
@@ -51,7 +52,6 @@ from app.store.models import (
     VisitStatus,
 )
 
-Interval = tuple[int, int]
 #: "To the end of the day" for an absence without an end (beyond any shift).
 OPEN_END = 10**9
 
@@ -258,31 +258,6 @@ def load_facts(
     return tuple(StoredFact(k, str(s if s is not None else c), a, b) for k, s, c, a, b in rows)
 
 
-def subtract(intervals: Iterable[Interval], a: int, b: int) -> list[Interval]:
-    """``intervals`` minus ``[a, b)``."""
-    out: list[Interval] = []
-    for s, e in intervals:
-        if e <= a or b <= s:
-            out.append((s, e))
-            continue
-        if s < a:
-            out.append((s, a))
-        if b < e:
-            out.append((b, e))
-    return out
-
-
-def union(intervals: Iterable[Interval], a: int, b: int) -> list[Interval]:
-    """``intervals`` plus ``[a, b)``, merged and sorted."""
-    merged: list[Interval] = []
-    for s, e in sorted([*intervals, (a, b)]):
-        if merged and s <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], e))
-        else:
-            merged.append((s, e))
-    return merged
-
-
 def shift_availability(
     shifts: Sequence[ShiftIn], facts: Sequence[StoredFact]
 ) -> dict[str, list[Interval]]:
@@ -407,6 +382,4 @@ __all__ = [
     "nearest_shift",
     "record_event_facts",
     "shift_availability",
-    "subtract",
-    "union",
 ]

@@ -308,3 +308,33 @@ def test_a_lost_race_stores_no_fact(
         facts = session.scalars(select(DayFact)).all()
     assert status == "planned"
     assert [(f.kind, f.from_s) for f in facts] == [("carer_absent", secs("15:00"))]
+
+
+def test_an_urgent_visit_cannot_take_a_stored_visits_id(
+    client: TestClient, tenant: Tenant, planned: dict[str, Any], db: Engine
+) -> None:
+    cancelled, _staff = late_visit(planned, secs("11:00"))
+    post(client, tenant, planned, [{"kind": "visit_cancelled", "visit": cancelled}], "10:00")
+    fresh = plan_now(client, tenant)  # the cancelled visit is not part of this version's day
+    rows = count_rows(db)
+    r = client.post(
+        f"/v1/plans/{fresh['id']}/events",
+        json={
+            "now": "10:30",
+            "events": [
+                {
+                    "kind": "urgent_visit_added",
+                    "visit": cancelled,
+                    "client": planned["batch"]["clients"][0]["external_id"],
+                    "windows": [{"start": "11:00", "end": "15:00"}],
+                    "duration_minutes": 15,
+                }
+            ],
+        },
+        headers={**tenant.headers, "If-Match": f'"{fresh["version"]}"'},
+    )
+    assert r.status_code == 422, r.text
+    detail = r.json()["error"]["details"][0]
+    assert (detail["path"], detail["code"]) == ("events[0].visit", "duplicate_visit")
+    assert count_rows(db) == rows
+    assert visit(client, tenant, cancelled).json()["status"] == "cancelled"
