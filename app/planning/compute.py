@@ -24,6 +24,8 @@ import numpy as np
 from app.domain import UNREACHABLE, LatLon, TravelMatrix
 from app.planning import codec
 from app.planning.inputs import PlanInput, PlanOptions
+from app.replan.events import ActualTimesReported
+from app.replan.service import replan
 from app.routing import NoRoute, OffRoadLocation, Region, UnreachableLocation
 from app.scheduling import compute_kpis, explain_unassigned, solve, validate
 from app.scheduling.model import (
@@ -33,8 +35,10 @@ from app.scheduling.model import (
     Plan,
     Priority,
     Problem,
+    Route,
     Shift,
     SolveOptions,
+    Stop,
     StopKind,
     TimeWindow,
     Unassigned,
@@ -252,12 +256,51 @@ def _visit(v: Any, client: Any, location: int | None) -> Visit:
     )
 
 
-def _solve(problem: Problem, options: SolveOptions) -> Plan:
+def _solve(problem: Problem, options: SolveOptions) -> tuple[Problem, Plan]:
+    if problem.fixed and problem.shifts:
+        return _solve_around_facts(problem, options)
     if problem.visits and problem.shifts:
-        return solve(problem, options)
+        return problem, solve(problem, options)
     ids = [v.id for v in problem.visits]
     plan = Plan(routes=(), unassigned=explain_unassigned(problem, (), ids))
-    return replace(plan, kpis=compute_kpis(problem, plan))
+    return problem, replace(plan, kpis=compute_kpis(problem, plan))
+
+
+def _solve_around_facts(problem: Problem, options: SolveOptions) -> tuple[Problem, Plan]:
+    """Plan a day whose started and done visits are facts: they are each carer's frozen past.
+
+    The solver cannot be handed reported stops as fixed jobs: a phone's times to the minute are
+    often closer together than the travel matrix allows, and VROOM then cannot keep them. So the
+    day is planned the way a re-plan does it (:func:`app.replan.service.replan`): the reported
+    visits, in their order, are each carer's frozen prefix, the carer resumes after the last one,
+    and the solver plans everything else around them.
+    """
+    base = replace(problem, fixed=())
+    by_shift: dict[str, list[FixedStop]] = {}
+    for f in sorted(problem.fixed, key=lambda f: (f.start, f.end)):
+        by_shift.setdefault(f.shift_id, []).append(f)
+    shifts = {s.id: s for s in problem.shifts}
+    location = {v.id: v.location for v in problem.visits}
+    routes = []
+    for sid, fixed in by_shift.items():
+        shift = shifts[sid]
+        first = Stop(StopKind.START, shift.start, shift.start, shift.start, shift.start_location)
+        stops = [
+            Stop(StopKind.VISIT, f.start, f.start, f.end, location[f.visit_id], f.visit_id)
+            for f in fixed
+        ]
+        routes.append(Route(sid, shift.staff_id, shift.profile, (first, *stops)))
+    facts = [ActualTimesReported(f.visit_id, f.start, f.end) for f in problem.fixed]
+    result = replan(
+        base,
+        Plan(routes=tuple(routes), unassigned=()),
+        facts,
+        now=0,
+        freeze_s=0,
+        options=options,
+        strategy="resolve",
+    )
+    return result.problem, result.plan
 
 
 def _name_unreachable(problem: Problem, plan: Plan, unreachable: Mapping[str, str]) -> Plan:
@@ -341,7 +384,7 @@ def compute_plan(inp: PlanInput, region: Region, options: PlanOptions) -> PlanRe
     built = build_problem(inp, region)
     problem = built.problem
     t1 = time.perf_counter()
-    plan = _solve(problem, solve_options(options))
+    problem, plan = _solve(problem, solve_options(options))
     plan = _name_unreachable(problem, plan, built.unreachable_clients)
     t2 = time.perf_counter()
     violations = validate(problem, plan)

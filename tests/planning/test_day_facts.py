@@ -178,3 +178,42 @@ def test_fresh_plan_keeps_a_done_visit_and_an_absence_across_the_lunch_window(
         if staff == "s1":
             assert end <= 10 * H or start >= 12 * H
     assert ["v1", "sh2", 8 * H + 7 * M, 8 * H + 41 * M] in result.problem["fixed"]
+
+
+def test_reported_times_closer_than_the_matrix_allows_still_plan_the_day(region: Region) -> None:
+    # A phone reports two visits one minute apart at addresses the matrix puts further apart:
+    # the fresh plan keeps both as reported and plans the rest after them.
+    a = region.addresses
+    home = (a[0].location.lat, a[0].location.lon)
+    clients = tuple(
+        ClientIn(f"c{i}", a[37 * i].location.lat, a[37 * i].location.lon) for i in range(1, 4)
+    )
+    reported = {"v1": (8 * H, 8 * H + 30 * M), "v2": (8 * H + 31 * M, 9 * H + 1 * M)}
+    visits = tuple(
+        VisitIn(
+            f"v{i}",
+            f"c{i}",
+            ((8 * H, 12 * H),),
+            1800,
+            ("level2",),
+            "mandatory",
+            fixed=FixedIn("s1", *reported[f"v{i}"]) if f"v{i}" in reported else None,
+        )
+        for i in range(1, 4)
+    )
+    day = PlanInput(
+        1,
+        1,
+        "d",
+        dt.date(2026, 12, 1),
+        clients,
+        (StaffIn("s1", ("level2",), "drive", home, home),),
+        (ShiftIn("sh1", "s1", 7 * H, 15 * H),),
+        visits,
+    )
+    options = PlanOptions(time_limit_s=1, exploration_level=3, threads=1, continuity_penalty_s=0)
+    result = compute_plan(day, region, options)  # FixedStopConflict before
+    got = [(s["visit"], s["start"], s["end"]) for s in result.routes[0]["stops"] if s["visit"]]
+    assert got[:2] == [("v1", *reported["v1"]), ("v2", *reported["v2"])]
+    assert got[2][0] == "v3"
+    assert got[2][1] >= reported["v2"][1]
