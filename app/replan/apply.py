@@ -478,6 +478,8 @@ def _open_shift(
                 duration=gap_end - gap_start,
             )
         )
+    # VROOM refuses a vehicle whose breaks are not in time order ("Inconsistent breaks").
+    breaks.sort(key=lambda b: (b.windows[0].start, b.windows[-1].end))
     return replace(
         shift,
         start=start,

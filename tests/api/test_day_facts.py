@@ -338,3 +338,21 @@ def test_an_urgent_visit_cannot_take_a_stored_visits_id(
     assert (detail["path"], detail["code"]) == ("events[0].visit", "duplicate_visit")
     assert count_rows(db) == rows
     assert visit(client, tenant, cancelled).json()["status"] == "cancelled"
+
+
+def test_absence_before_the_lunch_window_is_honoured_by_the_replan_and_a_fresh_plan(
+    client: TestClient, tenant: Tenant, planned: dict[str, Any]
+) -> None:
+    # 10:00-12:00 ends inside the 11:00-13:30 lunch window: VROOM refused the shift's breaks
+    # ("Inconsistent breaks", a 500) because the absence came after the lunch break.
+    away = max(
+        sorted({st for st, *_ in stops(planned)}),
+        key=lambda s: len([x for x in stops(planned) if x[0] == s]),
+    )
+    absent = {"kind": "carer_absent", "staff": away, "from_time": "10:00", "until_time": "12:00"}
+    v2 = post(client, tenant, planned, [absent], "07:00")
+    fresh = plan_now(client, tenant)
+    for plan in (v2, fresh):
+        for st, v, s, e in stops(plan):
+            if st == away:
+                assert e <= secs("10:00") or s >= secs("12:00"), (v, hhmm(s), hhmm(e))
