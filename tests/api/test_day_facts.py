@@ -112,7 +112,7 @@ def test_cancelled_visit_reads_cancelled_and_urgent_visit_is_a_visit(
         "duration_minutes": 25,
         "competences": [],
     }
-    post(
+    new = post(
         client, tenant, planned, [{"kind": "visit_cancelled", "visit": cancelled}, urgent], "10:00"
     )
 
@@ -134,6 +134,13 @@ def test_cancelled_visit_reads_cancelled_and_urgent_visit_is_a_visit(
     )
     assert got["windows"] == [{"start": "11:00", "end": "15:30"}]
     assert (got["priority"], got["carers_required"], got["origin"]) == ("mandatory", 1, "urgent")
+    # The nurse's route shows the urgent visit's task like any other (it had none before).
+    carer = next(st for st, v, _s, _e in stops(new) if v == "urgent-7")
+    route = client.get(
+        f"/v1/staff/{carer}/route", params={"date": DAY.isoformat()}, headers=tenant.headers
+    ).json()
+    stop = next(s for s in route["stops"] if s["visit"] == "urgent-7")
+    assert stop["task"]["duration_minutes"] == 25
 
 
 def test_fresh_plan_of_the_day_keeps_every_fact_of_its_events(
