@@ -213,17 +213,18 @@ def build_problem(inp: PlanInput, region: Region) -> BuiltProblem:
 
 
 def _fixed_stops(inp: PlanInput, shifts: Sequence[Shift]) -> tuple[FixedStop, ...]:
-    """Started and done visits as fixed stops on their carer's shift (the one nearest in time)."""
+    """Started and done visits as fixed stops on their carers' shifts (the nearest in time)."""
     out: list[FixedStop] = []
     for v in inp.visits:
-        if v.fixed is None or v.blocked:
+        if v.blocked:
             continue
-        own = [s for s in shifts if s.staff_id == v.fixed.staff]
-        if not own:
-            continue
-        a, b = v.fixed.start_s, v.fixed.end_s
-        shift = min(own, key=lambda s: max(0, s.start - b, a - s.end))
-        out.append(FixedStop(v.external_id, shift.id, a, b))
+        for f in v.fixed:
+            own = [s for s in shifts if s.staff_id == f.staff]
+            if not own:
+                continue
+            a, b = f.start_s, f.end_s
+            shift = min(own, key=lambda s: max(0, s.start - b, a - s.end))
+            out.append(FixedStop(v.external_id, shift.id, a, b))
     return tuple(out)
 
 
@@ -232,13 +233,14 @@ def _visit(v: Any, client: Any, location: int | None) -> Visit:
     dep = v.depends_on
     windows = tuple(TimeWindow(a, b) for a, b in v.windows)
     pinned = v.pinned_staff
-    if v.fixed is not None:
-        # A started or done visit is a fact: its carer and times stand, whatever rule named
+    if v.fixed:
+        # A started or done visit is a fact: its carers and times stand, whatever rule named
         # another carer or window before it happened.
-        a, b = v.fixed.start_s, v.fixed.end_s
+        a, b = min(f.start_s for f in v.fixed), max(f.end_s for f in v.fixed)
         if not any(w.start <= a and b <= w.end for w in windows):
             windows = (TimeWindow(a, b),)
-        pinned, allowed = v.fixed.staff, None
+        pinned = v.fixed[0].staff if v.carers_required == 1 else None
+        allowed = None
     return Visit(
         id=v.external_id,
         client_id=v.client,
@@ -269,7 +271,9 @@ def _solve(problem: Problem, options: SolveOptions) -> tuple[Problem, Plan]:
 def _solve_around_facts(problem: Problem, options: SolveOptions) -> tuple[Problem, Plan]:
     """Plan a day whose started and done visits are facts: they are each carer's frozen past.
 
-    The solver cannot be handed reported stops as fixed jobs: a phone's times to the minute are
+    Started and done means reported, or begun in the current version by the plan's ``now``
+    (:func:`app.planning.loading.load_plan_input`). The solver cannot be handed such stops as
+    fixed jobs: a phone's times to the minute are
     often closer together than the travel matrix allows, and VROOM then cannot keep them. So the
     day is planned the way a re-plan does it (:func:`app.replan.service.replan`): the reported
     visits, in their order, are each carer's frozen prefix, the carer resumes after the last one,
@@ -290,7 +294,8 @@ def _solve_around_facts(problem: Problem, options: SolveOptions) -> tuple[Proble
             for f in fixed
         ]
         routes.append(Route(sid, shift.staff_id, shift.profile, (first, *stops)))
-    facts = [ActualTimesReported(f.visit_id, f.start, f.end) for f in problem.fixed]
+    once = {f.visit_id: f for f in sorted(problem.fixed, key=lambda f: f.start, reverse=True)}
+    facts = [ActualTimesReported(f.visit_id, f.start, f.end) for f in once.values()]
     result = replan(
         base,
         Plan(routes=tuple(routes), unassigned=()),

@@ -351,10 +351,10 @@ def apply_facts(
     by_staff: dict[str, list[ShiftIn]] = defaultdict(list)
     for sh in shifts:
         by_staff[sh.staff].append(sh)
-    for v in visits:
-        own = by_staff.get(v.fixed.staff, []) if v.fixed is not None else []
-        if v.fixed is not None and own:
-            a, b = v.fixed.start_s, v.fixed.end_s
+    for fixed in (f for v in visits for f in v.fixed):
+        own = by_staff.get(fixed.staff, [])
+        if own:
+            a, b = fixed.start_s, fixed.end_s
             home = nearest_shift(own, a, b)
             avail[home.external_id] = union(avail[home.external_id], a, b)
     kept = [cut for sh in shifts if (cut := cut_shift(sh, avail[sh.external_id])) is not None]
@@ -364,7 +364,7 @@ def apply_facts(
             blocks[f.subject].append((f.from_s, OPEN_END if f.until_s is None else f.until_s))
     out: list[VisitIn] = []
     for v in visits:
-        if v.fixed is None and v.client in blocks:
+        if not v.fixed and v.client in blocks:
             windows = cut_windows(v.windows, blocks[v.client], v.duration_s)
             v = replace(v, windows=windows) if windows else replace(v, blocked=True)
         out.append(v)

@@ -85,8 +85,9 @@ class VisitIn:
     carers_required: int = 1
     pinned_staff: str | None = None
     depends_on: DependencyIn | None = None
-    #: Reported times of a started or done visit (kept as a fixed stop).
-    fixed: FixedIn | None = None
+    #: A started or done visit (reported, or begun in the current version by the plan's
+    #: ``now``): per carer, the stop that stays as it is.
+    fixed: tuple[FixedIn, ...] = ()
     #: The client is unavailable during every window long enough for the visit.
     blocked: bool = False
 

@@ -20,6 +20,7 @@ from app.planning.inputs import (
     StaffIn,
     VisitIn,
 )
+from app.planning.versions import current_plan
 from app.store.models import (
     Client,
     ClientPreferredStaff,
@@ -43,7 +44,14 @@ def district_by_external_id(session: Session, org_id: int, external_id: str) -> 
     return district
 
 
-def load_plan_input(session: Session, org_id: int, district_id: int, day: dt.date) -> PlanInput:
+def load_plan_input(
+    session: Session,
+    org_id: int,
+    district_id: int,
+    day: dt.date,
+    *,
+    frozen_before: int | None = None,
+) -> PlanInput:
     """Everything needed to plan ``district_id`` on ``day``.
 
     Parameters
@@ -56,6 +64,9 @@ def load_plan_input(session: Session, org_id: int, district_id: int, day: dt.dat
         Internal id of the district.
     day
         The plan date.
+    frozen_before
+        Seconds since midnight: visits the current published version has starting before it
+        (and visits with reported times) keep their carers and times in the new plan.
 
     Returns
     -------
@@ -128,6 +139,7 @@ def load_plan_input(session: Session, org_id: int, district_id: int, day: dt.dat
         .order_by(Visit.external_id)
     ).all()
     visit_ext = {v.id: v.external_id for v, _ in visit_rows}
+    held = _current_stops(session, org_id, district_id, day)
     clients = {c.id: c for _, c in visit_rows}
     staff_ext = dict(
         session.execute(select(Staff.id, Staff.external_id).where(Staff.org_id == org_id)).all()
@@ -171,7 +183,7 @@ def load_plan_input(session: Session, org_id: int, district_id: int, day: dt.dat
             )
             if v.depends_on_visit_id in visit_ext
             else None,
-            fixed=_fixed(v, staff_ext),
+            fixed=_fixed(v, staff_ext, held.get(v.external_id, []), frozen_before),
         )
         for v, c in visit_rows
     )
@@ -201,10 +213,37 @@ def load_plan_input(session: Session, org_id: int, district_id: int, day: dt.dat
     )
 
 
-def _fixed(visit: Visit, staff_ext: dict[int, str]) -> FixedIn | None:
-    """A started or done visit's reported carer and times (no end yet: the planned duration)."""
+def _current_stops(
+    session: Session, org_id: int, district_id: int, day: dt.date
+) -> dict[str, list[tuple[str, int, int]]]:
+    """Visit -> (staff, start, end) of each of its stops in the day's published version."""
+    current = current_plan(session, org_id, district_id, day)
+    out: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+    for r in current.routes if current is not None else []:
+        for s in r["stops"]:
+            if s["kind"] == "visit" and s.get("visit"):
+                out[str(s["visit"])].append((str(r["staff"]), int(s["start"]), int(s["end"])))
+    return out
+
+
+def _fixed(
+    visit: Visit,
+    staff_ext: dict[int, str],
+    held: list[tuple[str, int, int]],
+    frozen_before: int | None,
+) -> tuple[FixedIn, ...]:
+    """The stops of a started or done visit that a new plan of the day must keep.
+
+    Reported visits and visits the current version starts before ``frozen_before`` keep the
+    current version's stops (which already carry reported times); a reported visit the version
+    does not hold keeps its reported carer and times (no end yet: the planned duration).
+    """
+    reported = visit.actual_start_s is not None
+    begun = frozen_before is not None and any(start < frozen_before for _, start, _ in held)
+    if held and (reported or begun):
+        return tuple(FixedIn(staff, start, end) for staff, start, end in held)
     if visit.actual_start_s is None or visit.actual_staff_id not in staff_ext:
-        return None
+        return ()
     start = visit.actual_start_s
     end = visit.actual_end_s if visit.actual_end_s is not None else start + visit.duration_s
-    return FixedIn(staff_ext[visit.actual_staff_id], start, end)
+    return (FixedIn(staff_ext[visit.actual_staff_id], start, end),)

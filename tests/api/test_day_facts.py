@@ -363,3 +363,37 @@ def test_absence_before_the_lunch_window_is_honoured_by_the_replan_and_a_fresh_p
         for st, v, s, e in stops(plan):
             if st == away:
                 assert e <= secs("10:00") or s >= secs("12:00"), (v, hhmm(s), hhmm(e))
+
+
+def test_fresh_plan_at_ten_keeps_what_the_current_version_has_begun(
+    client: TestClient, tenant: Tenant, planned: dict[str, Any]
+) -> None:
+    post(
+        client,
+        tenant,
+        planned,
+        [{"kind": "visit_cancelled", "visit": late_visit(planned, secs("12:00"))[0]}],
+        "09:00",
+    )
+    current = client.get(
+        "/v1/districts/north/plans/current",
+        params={"date": DAY.isoformat()},
+        headers=tenant.headers,
+    ).json()
+    r = client.post(
+        "/v1/plans?wait=60",
+        # Other solver knobs than version 1: left alone, the solver would choose another day.
+        json={
+            "district": "north",
+            "date": DAY.isoformat(),
+            "now": "10:00",
+            "options": {"continuity_penalty_s": 0, "exploration_level": 1},
+        },
+        headers=tenant.headers,
+    )
+    assert r.status_code == 201, r.text
+    fresh = r.json()
+    horizon = secs("10:00") + 20 * 60  # REPLAN_FREEZE_MINUTES
+    begun = {s for s in stops(current) if s[2] < horizon}
+    assert begun
+    assert begun <= set(stops(fresh)), sorted(begun - set(stops(fresh)))[:3]

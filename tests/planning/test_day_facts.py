@@ -151,7 +151,7 @@ def _day(region: Region) -> PlanInput:
         ("level2",),
         "mandatory",
         pinned_staff="s1",
-        fixed=FixedIn("s2", 8 * H + 7 * M, 8 * H + 41 * M),
+        fixed=(FixedIn("s2", 8 * H + 7 * M, 8 * H + 41 * M),),
     )
     return PlanInput(1, 1, "d", dt.date(2026, 12, 1), clients, staff, shifts, (done, *visits[1:]))
 
@@ -197,7 +197,7 @@ def test_reported_times_closer_than_the_matrix_allows_still_plan_the_day(region:
             1800,
             ("level2",),
             "mandatory",
-            fixed=FixedIn("s1", *reported[f"v{i}"]) if f"v{i}" in reported else None,
+            fixed=(FixedIn("s1", *reported[f"v{i}"]),) if f"v{i}" in reported else (),
         )
         for i in range(1, 4)
     )
