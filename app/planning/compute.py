@@ -258,9 +258,9 @@ def _visit(v: Any, client: Any, location: int | None) -> Visit:
     )
 
 
-def _solve(problem: Problem, options: SolveOptions) -> tuple[Problem, Plan]:
-    if problem.fixed and problem.shifts:
-        return _solve_around_facts(problem, options)
+def _solve(problem: Problem, options: SolveOptions, now: int = 0) -> tuple[Problem, Plan]:
+    if (problem.fixed or now > 0) and problem.shifts:
+        return _solve_around_facts(problem, options, now)
     if problem.visits and problem.shifts:
         return problem, solve(problem, options)
     ids = [v.id for v in problem.visits]
@@ -268,7 +268,7 @@ def _solve(problem: Problem, options: SolveOptions) -> tuple[Problem, Plan]:
     return problem, replace(plan, kpis=compute_kpis(problem, plan))
 
 
-def _solve_around_facts(problem: Problem, options: SolveOptions) -> tuple[Problem, Plan]:
+def _solve_around_facts(problem: Problem, options: SolveOptions, now: int) -> tuple[Problem, Plan]:
     """Plan a day whose started and done visits are facts: they are each carer's frozen past.
 
     Started and done means reported, or begun in the current version by the plan's ``now``
@@ -277,7 +277,7 @@ def _solve_around_facts(problem: Problem, options: SolveOptions) -> tuple[Proble
     often closer together than the travel matrix allows, and VROOM then cannot keep them. So the
     day is planned the way a re-plan does it (:func:`app.replan.service.replan`): the reported
     visits, in their order, are each carer's frozen prefix, the carer resumes after the last one,
-    and the solver plans everything else around them.
+    and the solver plans everything else around them, never before ``now``.
     """
     base = replace(problem, fixed=())
     by_shift: dict[str, list[FixedStop]] = {}
@@ -300,7 +300,7 @@ def _solve_around_facts(problem: Problem, options: SolveOptions) -> tuple[Proble
         base,
         Plan(routes=tuple(routes), unassigned=()),
         facts,
-        now=0,
+        now=now,
         freeze_s=0,
         options=options,
         strategy="resolve",
@@ -389,7 +389,7 @@ def compute_plan(inp: PlanInput, region: Region, options: PlanOptions) -> PlanRe
     built = build_problem(inp, region)
     problem = built.problem
     t1 = time.perf_counter()
-    problem, plan = _solve(problem, solve_options(options))
+    problem, plan = _solve(problem, solve_options(options), inp.now_s)
     plan = _name_unreachable(problem, plan, built.unreachable_clients)
     t2 = time.perf_counter()
     violations = validate(problem, plan)

@@ -104,6 +104,9 @@ class PlanInput:
     staff: tuple[StaffIn, ...]
     shifts: tuple[ShiftIn, ...]
     visits: tuple[VisitIn, ...]
+    #: Seconds since midnight the plan is made at (0: before the day): nothing new is planned
+    #: before it, and begun visits (``VisitIn.fixed``) are each carer's frozen past.
+    now_s: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,8 @@ def load_plan_input(
     district_id: int,
     day: dt.date,
     *,
-    frozen_before: int | None = None,
+    now_s: int = 0,
+    freeze_s: int = 0,
 ) -> PlanInput:
     """Everything needed to plan ``district_id`` on ``day``.
 
@@ -64,9 +65,10 @@ def load_plan_input(
         Internal id of the district.
     day
         The plan date.
-    frozen_before
-        Seconds since midnight: visits the current published version has starting before it
-        (and visits with reported times) keep their carers and times in the new plan.
+    now_s, freeze_s
+        Seconds since midnight the plan is made at (0: before the day starts), and the freeze:
+        visits the current published version starts before ``now_s + freeze_s`` (and visits
+        with reported times) keep their carers and times in the new plan.
 
     Returns
     -------
@@ -140,6 +142,7 @@ def load_plan_input(
     ).all()
     visit_ext = {v.id: v.external_id for v, _ in visit_rows}
     held = _current_stops(session, org_id, district_id, day)
+    frozen_before = now_s + freeze_s if now_s > 0 else None
     clients = {c.id: c for _, c in visit_rows}
     staff_ext = dict(
         session.execute(select(Staff.id, Staff.external_id).where(Staff.org_id == org_id)).all()
@@ -210,6 +213,7 @@ def load_plan_input(
         staff=tuple(staff.values()),
         shifts=shifts_after,
         visits=visits,
+        now_s=now_s,
     )
 
 

@@ -154,7 +154,8 @@ def start_job(factory: sessionmaker[Session], job_id: str) -> StartedJob | None:
                 org_id,
                 int(params["district_id"]),
                 day,
-                frozen_before=None if not now_s else now_s + int(params.get("freeze_s") or 0),
+                now_s=int(now_s or 0),
+                freeze_s=int(params.get("freeze_s") or 0),
             )
     except (NotFound, InvalidInput, KeyError, ValueError) as exc:
         fail_job(factory, job_id, f"could not load the district's day: {exc}")

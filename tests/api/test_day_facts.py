@@ -397,3 +397,6 @@ def test_fresh_plan_at_ten_keeps_what_the_current_version_has_begun(
     begun = {s for s in stops(current) if s[2] < horizon}
     assert begun
     assert begun <= set(stops(fresh)), sorted(begun - set(stops(fresh)))[:3]
+    # Nothing new is planned in the past.
+    late = [s for s in stops(fresh) if s not in begun and s[2] < secs("10:00")]
+    assert not late, late[:3]
