@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.schemas import PlanSummary
-from app.store.inputs import PlanningDate, format_time_of_day
+from app.store.inputs import PlanningDate, TimeOfDay, format_time_of_day
 from app.store.models import JobStatus, SolveJob
 
 
@@ -46,6 +46,15 @@ class PlanRequest(BaseModel):
     district: str = Field(min_length=1, max_length=100, description="District external id.")
     date: PlanningDate = Field(description="The day to plan.")
     options: PlanOptionsIn | None = None
+    now: TimeOfDay | None = Field(
+        default=None,
+        description=(
+            "Time of day the plan is made. Visits the current version has starting before "
+            "now + REPLAN_FREEZE_MINUTES stay with their carers at their times, as do reported "
+            "ones. Default: the organisation's local time when the date is today, else none."
+        ),
+        examples=["10:30"],
+    )
 
 
 class JobLinks(BaseModel):

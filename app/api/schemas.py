@@ -143,6 +143,10 @@ def _windows(windows: list[list[int]]) -> list[dict[str, str]]:
     return [{"start": format_time_of_day(s), "end": format_time_of_day(e)} for s, e in windows]
 
 
+def _time_or_none(seconds: int | None) -> str | None:
+    return None if seconds is None else format_time_of_day(seconds)
+
+
 def _stamps(obj: Any) -> dict[str, Any]:
     return {"created_at": obj.created_at, "updated_at": obj.updated_at}
 
@@ -255,6 +259,10 @@ def visit_out(row: Row) -> VisitOut:
             "depends_on": dep,
             "status": v.status,
             "template": row.refs["template"],
+            "origin": v.origin,
+            "actual_start": _time_or_none(v.actual_start_s),
+            "actual_end": _time_or_none(v.actual_end_s),
+            "actual_carer": row.refs.get("actual_carer"),
             **_stamps(v),
         }
     )

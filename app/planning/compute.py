@@ -24,16 +24,21 @@ import numpy as np
 from app.domain import UNREACHABLE, LatLon, TravelMatrix
 from app.planning import codec
 from app.planning.inputs import PlanInput, PlanOptions
+from app.replan.events import ActualTimesReported
+from app.replan.service import replan
 from app.routing import NoRoute, OffRoadLocation, Region, UnreachableLocation
 from app.scheduling import compute_kpis, explain_unassigned, solve, validate
 from app.scheduling.model import (
     Break,
     Dependency,
+    FixedStop,
     Plan,
     Priority,
     Problem,
+    Route,
     Shift,
     SolveOptions,
+    Stop,
     StopKind,
     TimeWindow,
     Unassigned,
@@ -189,7 +194,11 @@ def build_problem(inp: PlanInput, region: Region) -> BuiltProblem:
                 warnings.append(f"The start or end of {label} is {why}; that route stays empty.")
 
     clients = {c.external_id: c for c in inp.clients}
-    visits = tuple(_visit(v, clients[v.client], loc_of_client.get(v.client)) for v in inp.visits)
+    visits = tuple(
+        _visit(v, clients[v.client], loc_of_client.get(v.client))
+        for v in inp.visits
+        if not v.blocked
+    )
     shifts = tuple(
         Shift(
             id=sh.external_id,
@@ -210,24 +219,52 @@ def build_problem(inp: PlanInput, region: Region) -> BuiltProblem:
         )
         for sh in inp.shifts
     )
-    problem = Problem(visits, shifts, matrices, locations=tuple(points))
+    problem = Problem(
+        visits, shifts, matrices, locations=tuple(points), fixed=_fixed_stops(inp, shifts)
+    )
     reasons = {c: "; ".join(why) for c, why in unreachable.items()}
     return BuiltProblem(problem, reasons, tuple(warnings))
+
+
+def _fixed_stops(inp: PlanInput, shifts: Sequence[Shift]) -> tuple[FixedStop, ...]:
+    """Started and done visits as fixed stops on their carers' shifts (the nearest in time)."""
+    out: list[FixedStop] = []
+    for v in inp.visits:
+        if v.blocked:
+            continue
+        for f in v.fixed:
+            own = [s for s in shifts if s.staff_id == f.staff]
+            if not own:
+                continue
+            a, b = f.start_s, f.end_s
+            shift = min(own, key=lambda s: max(0, s.start - b, a - s.end))
+            out.append(FixedStop(v.external_id, shift.id, a, b))
+    return tuple(out)
 
 
 def _visit(v: Any, client: Any, location: int | None) -> Visit:
     allowed = None if client.allowed_staff is None else frozenset(client.allowed_staff)
     dep = v.depends_on
+    windows = tuple(TimeWindow(a, b) for a, b in v.windows)
+    pinned = v.pinned_staff
+    if v.fixed:
+        # A started or done visit is a fact: its carers and times stand, whatever rule named
+        # another carer or window before it happened.
+        a, b = min(f.start_s for f in v.fixed), max(f.end_s for f in v.fixed)
+        if not any(w.start <= a and b <= w.end for w in windows):
+            windows = (TimeWindow(a, b),)
+        pinned = v.fixed[0].staff if v.carers_required == 1 else None
+        allowed = None
     return Visit(
         id=v.external_id,
         client_id=v.client,
         location=location if location is not None else 0,
         duration=v.duration_s,
-        windows=tuple(TimeWindow(a, b) for a, b in v.windows),
+        windows=windows,
         competences=frozenset(v.competences),
         priority=Priority(v.priority),
         carers_required=v.carers_required,
-        pinned_staff=v.pinned_staff,
+        pinned_staff=pinned,
         allowed_staff=allowed,
         preferred_staff=frozenset(client.preferred_staff),
         depends_on=None if dep is None else Dependency(dep.visit, dep.min_gap_s, dep.max_gap_s),
@@ -235,12 +272,54 @@ def _visit(v: Any, client: Any, location: int | None) -> Visit:
     )
 
 
-def _solve(problem: Problem, options: SolveOptions) -> Plan:
+def _solve(problem: Problem, options: SolveOptions, now: int = 0) -> tuple[Problem, Plan]:
+    if (problem.fixed or now > 0) and problem.shifts:
+        return _solve_around_facts(problem, options, now)
     if problem.visits and problem.shifts:
-        return solve(problem, options)
+        return problem, solve(problem, options)
     ids = [v.id for v in problem.visits]
     plan = Plan(routes=(), unassigned=explain_unassigned(problem, (), ids))
-    return replace(plan, kpis=compute_kpis(problem, plan))
+    return problem, replace(plan, kpis=compute_kpis(problem, plan))
+
+
+def _solve_around_facts(problem: Problem, options: SolveOptions, now: int) -> tuple[Problem, Plan]:
+    """Plan a day whose started and done visits are facts: they are each carer's frozen past.
+
+    Started and done means reported, or begun in the current version by the plan's ``now``
+    (:func:`app.planning.loading.load_plan_input`). The solver cannot be handed such stops as
+    fixed jobs: a phone's times to the minute are
+    often closer together than the travel matrix allows, and VROOM then cannot keep them. So the
+    day is planned the way a re-plan does it (:func:`app.replan.service.replan`): the reported
+    visits, in their order, are each carer's frozen prefix, the carer resumes after the last one,
+    and the solver plans everything else around them, never before ``now``.
+    """
+    base = replace(problem, fixed=())
+    by_shift: dict[str, list[FixedStop]] = {}
+    for f in sorted(problem.fixed, key=lambda f: (f.start, f.end)):
+        by_shift.setdefault(f.shift_id, []).append(f)
+    shifts = {s.id: s for s in problem.shifts}
+    location = {v.id: v.location for v in problem.visits}
+    routes = []
+    for sid, fixed in by_shift.items():
+        shift = shifts[sid]
+        first = Stop(StopKind.START, shift.start, shift.start, shift.start, shift.start_location)
+        stops = [
+            Stop(StopKind.VISIT, f.start, f.start, f.end, location[f.visit_id], f.visit_id)
+            for f in fixed
+        ]
+        routes.append(Route(sid, shift.staff_id, shift.profile, (first, *stops)))
+    once = {f.visit_id: f for f in sorted(problem.fixed, key=lambda f: f.start, reverse=True)}
+    facts = [ActualTimesReported(f.visit_id, f.start, f.end) for f in once.values()]
+    result = replan(
+        base,
+        Plan(routes=tuple(routes), unassigned=()),
+        facts,
+        now=now,
+        freeze_s=0,
+        options=options,
+        strategy="resolve",
+    )
+    return result.problem, result.plan
 
 
 def _name_unreachable(problem: Problem, plan: Plan, unreachable: Mapping[str, str]) -> Plan:
@@ -284,6 +363,20 @@ def route_geometry(
     return out, warnings
 
 
+def _blocked_docs(inp: PlanInput) -> list[dict[str, Any]]:
+    """Visits left out because their client is unavailable during every usable window."""
+    return [
+        {
+            "visit": v.external_id,
+            "client": v.client,
+            "reason": UnassignedReason.WINDOW_UNREACHABLE.value,
+            "detail": "the client is unavailable during every window long enough for the visit",
+        }
+        for v in inp.visits
+        if v.blocked
+    ]
+
+
 def compute_plan(inp: PlanInput, region: Region, options: PlanOptions) -> PlanResult:
     """Build, solve, validate and draw one district day.
 
@@ -310,7 +403,7 @@ def compute_plan(inp: PlanInput, region: Region, options: PlanOptions) -> PlanRe
     built = build_problem(inp, region)
     problem = built.problem
     t1 = time.perf_counter()
-    plan = _solve(problem, solve_options(options))
+    problem, plan = _solve(problem, solve_options(options), inp.now_s)
     plan = _name_unreachable(problem, plan, built.unreachable_clients)
     t2 = time.perf_counter()
     violations = validate(problem, plan)
@@ -335,7 +428,7 @@ def compute_plan(inp: PlanInput, region: Region, options: PlanOptions) -> PlanRe
     )
     return PlanResult(
         routes=codec.routes_to_doc(problem, plan),
-        unassigned=codec.unassigned_to_doc(problem, plan),
+        unassigned=codec.unassigned_to_doc(problem, plan) + _blocked_docs(inp),
         kpis=dict(plan.kpis),
         problem=codec.problem_to_doc(problem),
         geometry=geometry,

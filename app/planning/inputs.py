@@ -64,6 +64,15 @@ class DependencyIn:
 
 
 @dataclass(frozen=True, slots=True)
+class FixedIn:
+    """A started or done visit: its carer and reported times stay as they are in every plan."""
+
+    staff: str
+    start_s: int
+    end_s: int
+
+
+@dataclass(frozen=True, slots=True)
 class VisitIn:
     """One visit of the day."""
 
@@ -76,6 +85,11 @@ class VisitIn:
     carers_required: int = 1
     pinned_staff: str | None = None
     depends_on: DependencyIn | None = None
+    #: A started or done visit (reported, or begun in the current version by the plan's
+    #: ``now``): per carer, the stop that stays as it is.
+    fixed: tuple[FixedIn, ...] = ()
+    #: The client is unavailable during every window long enough for the visit.
+    blocked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +104,9 @@ class PlanInput:
     staff: tuple[StaffIn, ...]
     shifts: tuple[ShiftIn, ...]
     visits: tuple[VisitIn, ...]
+    #: Seconds since midnight the plan is made at (0: before the day): nothing new is planned
+    #: before it, and begun visits (``VisitIn.fixed``) are each carer's frozen past.
+    now_s: int = 0
 
 
 @dataclass(frozen=True, slots=True)

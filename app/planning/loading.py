@@ -9,15 +9,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
+from app.planning.day_facts import apply_facts, load_facts
 from app.planning.inputs import (
     BreakIn,
     ClientIn,
     DependencyIn,
+    FixedIn,
     PlanInput,
     ShiftIn,
     StaffIn,
     VisitIn,
 )
+from app.planning.versions import current_plan
 from app.store.models import (
     Client,
     ClientPreferredStaff,
@@ -41,7 +44,15 @@ def district_by_external_id(session: Session, org_id: int, external_id: str) -> 
     return district
 
 
-def load_plan_input(session: Session, org_id: int, district_id: int, day: dt.date) -> PlanInput:
+def load_plan_input(
+    session: Session,
+    org_id: int,
+    district_id: int,
+    day: dt.date,
+    *,
+    now_s: int = 0,
+    freeze_s: int = 0,
+) -> PlanInput:
     """Everything needed to plan ``district_id`` on ``day``.
 
     Parameters
@@ -54,12 +65,19 @@ def load_plan_input(session: Session, org_id: int, district_id: int, day: dt.dat
         Internal id of the district.
     day
         The plan date.
+    now_s, freeze_s
+        Seconds since midnight the plan is made at (0: before the day starts), and the freeze:
+        visits the current published version starts before ``now_s + freeze_s`` (and visits
+        with reported times) keep their carers and times in the new plan.
 
     Returns
     -------
     PlanInput
-        Visits of the district's clients on ``day`` that are not cancelled, the shifts of the
-        district's active staff on ``day``, the clients with coordinates, preferred carers and
+        Visits of the district's clients on ``day`` that are not cancelled (urgent visits added
+        by events included, started or done ones with their reported times as fixed stops), the
+        shifts of the district's active staff on ``day`` after the day's stored absences and
+        extra hours, visit windows without the hours a client is unavailable
+        (:mod:`app.planning.day_facts`), the clients with coordinates, preferred carers and
         allowed-team members, pinned carers and dependencies (by external id).
     """
     district = session.scalar(
@@ -123,6 +141,8 @@ def load_plan_input(session: Session, org_id: int, district_id: int, day: dt.dat
         .order_by(Visit.external_id)
     ).all()
     visit_ext = {v.id: v.external_id for v, _ in visit_rows}
+    held = _current_stops(session, org_id, district_id, day)
+    frozen_before = now_s + freeze_s if now_s > 0 else None
     clients = {c.id: c for _, c in visit_rows}
     staff_ext = dict(
         session.execute(select(Staff.id, Staff.external_id).where(Staff.org_id == org_id)).all()
@@ -166,9 +186,12 @@ def load_plan_input(session: Session, org_id: int, district_id: int, day: dt.dat
             )
             if v.depends_on_visit_id in visit_ext
             else None,
+            fixed=_fixed(v, staff_ext, held.get(v.external_id, []), frozen_before),
         )
         for v, c in visit_rows
     )
+    facts = load_facts(session, org_id, district_id, day)
+    shifts_after, visits = apply_facts(shifts, visits, facts)
     client_in = tuple(
         ClientIn(
             external_id=c.external_id,
@@ -188,6 +211,43 @@ def load_plan_input(session: Session, org_id: int, district_id: int, day: dt.dat
         date=day,
         clients=client_in,
         staff=tuple(staff.values()),
-        shifts=tuple(shifts),
+        shifts=shifts_after,
         visits=visits,
+        now_s=now_s,
     )
+
+
+def _current_stops(
+    session: Session, org_id: int, district_id: int, day: dt.date
+) -> dict[str, list[tuple[str, int, int]]]:
+    """Visit -> (staff, start, end) of each of its stops in the day's published version."""
+    current = current_plan(session, org_id, district_id, day)
+    out: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+    for r in current.routes if current is not None else []:
+        for s in r["stops"]:
+            if s["kind"] == "visit" and s.get("visit"):
+                out[str(s["visit"])].append((str(r["staff"]), int(s["start"]), int(s["end"])))
+    return out
+
+
+def _fixed(
+    visit: Visit,
+    staff_ext: dict[int, str],
+    held: list[tuple[str, int, int]],
+    frozen_before: int | None,
+) -> tuple[FixedIn, ...]:
+    """The stops of a started or done visit that a new plan of the day must keep.
+
+    Reported visits and visits the current version starts before ``frozen_before`` keep the
+    current version's stops (which already carry reported times); a reported visit the version
+    does not hold keeps its reported carer and times (no end yet: the planned duration).
+    """
+    reported = visit.actual_start_s is not None
+    begun = frozen_before is not None and any(start < frozen_before for _, start, _ in held)
+    if held and (reported or begun):
+        return tuple(FixedIn(staff, start, end) for staff, start, end in held)
+    if visit.actual_start_s is None or visit.actual_staff_id not in staff_ext:
+        return ()
+    start = visit.actual_start_s
+    end = visit.actual_end_s if visit.actual_end_s is not None else start + visit.duration_s
+    return (FixedIn(staff_ext[visit.actual_staff_id], start, end),)

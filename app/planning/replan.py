@@ -34,8 +34,14 @@ from sqlalchemy.orm import Session
 from app.domain import LatLon
 from app.errors import ErrorDetail, InvalidInput, NotFound, PlanConflict, Unroutable
 from app.notify import outbox
-from app.planning import codec
-from app.planning.compute import PlanResult, route_geometry, solve_options, violation_docs
+from app.planning import codec, day_facts
+from app.planning.compute import (
+    PlanNotValid,
+    PlanResult,
+    route_geometry,
+    solve_options,
+    violation_docs,
+)
 from app.planning.inputs import PlanOptions
 from app.planning.versions import (
     current_plan,
@@ -544,6 +550,17 @@ def store_replan(
         # current version for the answer.
         session.rollback()
         raise _lost_race(session, prepared) from None
+    day_facts.record_event_facts(
+        session,
+        org_id=prepared.org_id,
+        district_id=prepared.district_id,
+        day=prepared.day,
+        now_s=prepared.job.now_s,
+        events=prepared.job.events,
+        new_routes=row.routes,
+        plan_id=row.id,
+        actor=actor,
+    )
     at = dt.datetime.now(dt.UTC)
     for doc in event_docs:
         session.add(

@@ -19,6 +19,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,7 +32,7 @@ from app.planning.versions import store_plan_version
 from app.routing import Region
 from app.settings import Settings
 from app.store import audit
-from app.store.models import JobStatus, SolveJob
+from app.store.models import JobStatus, Organisation, SolveJob
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,15 @@ def submit_plan(
     day: dt.date,
     options: OptionOverrides,
     actor: str,
+    now_s: int | None = None,
+    freeze_s: int = 0,
 ) -> SolveJob:
     """Queue a plan computation for ``district`` on ``day`` (flushes; the caller commits).
+
+    ``now_s`` (seconds since midnight; None: the organisation's local time when the job starts,
+    if ``day`` is today there) and ``freeze_s`` say which visits of the current version have
+    started or are about to: they stay as they are in the new plan
+    (:func:`app.planning.loading.load_plan_input`).
 
     Raises
     ------
@@ -95,6 +103,8 @@ def submit_plan(
             "district_id": row.id,
             "date": day.isoformat(),
             "options": options.to_params(),
+            "now_s": now_s,
+            "freeze_s": freeze_s,
         },
         created_by=actor,
     )
@@ -135,13 +145,32 @@ def start_job(factory: sessionmaker[Session], job_id: str) -> StartedJob | None:
         org_id = job.org_id
     try:
         with factory() as session:
+            day = dt.date.fromisoformat(params["date"])
+            now_s = params.get("now_s")
+            if now_s is None:
+                now_s = local_now_if_today(session, org_id, day)
             inp = load_plan_input(
-                session, org_id, int(params["district_id"]), dt.date.fromisoformat(params["date"])
+                session,
+                org_id,
+                int(params["district_id"]),
+                day,
+                now_s=int(now_s or 0),
+                freeze_s=int(params.get("freeze_s") or 0),
             )
     except (NotFound, InvalidInput, KeyError, ValueError) as exc:
         fail_job(factory, job_id, f"could not load the district's day: {exc}")
         return None
     return StartedJob(job_id, org_id, inp, params)
+
+
+def local_now_if_today(session: Session, org_id: int, day: dt.date) -> int | None:
+    """Seconds since local midnight now, if ``day`` is today in the organisation's timezone."""
+    org = session.get(Organisation, org_id)
+    zone = ZoneInfo(org.timezone if org else "UTC")
+    now = dt.datetime.now(zone)
+    if now.date() != day:
+        return None
+    return now.hour * 3600 + now.minute * 60 + now.second
 
 
 def complete_job(

@@ -28,6 +28,7 @@ from app.replan.events import (
     VisitDelayed,
 )
 from app.replan.freeze import DEFAULT_FREEZE_S, Actual, Freeze, FrozenRoute, Position, freeze_plan
+from app.replan.intervals import Interval, subtract, union
 from app.scheduling.model import (
     Break,
     Plan,
@@ -41,7 +42,6 @@ from app.scheduling.model import (
     Visit,
 )
 
-Interval = tuple[int, int]
 #: "Until the end of the day" for absences without an end.
 _OPEN_END = 10**9
 
@@ -324,13 +324,13 @@ def _collect(problem: Problem, plan: Plan, events: Sequence[Event]) -> _State:
             if isinstance(event, CarerAbsent):
                 until = event.until_time if event.until_time is not None else _OPEN_END
                 for s in shifts:
-                    state.availability[s.id] = _subtract(
+                    state.availability[s.id] = subtract(
                         state.availability[s.id], event.from_time, until
                     )
                     state.absences[s.id].append((event.from_time, until))
             elif isinstance(event, CarerAvailable):
                 target = _nearest(shifts, event.from_time, event.until_time)
-                state.availability[target.id] = _union(
+                state.availability[target.id] = union(
                     state.availability[target.id], event.from_time, event.until_time
                 )
             else:
@@ -400,29 +400,6 @@ def _nearest(shifts: Sequence[Shift], start: int, end: int) -> Shift:
     return min(shifts, key=gap)
 
 
-def _subtract(intervals: Iterable[Interval], a: int, b: int) -> list[Interval]:
-    out: list[Interval] = []
-    for s, e in intervals:
-        if e <= a or b <= s:
-            out.append((s, e))
-            continue
-        if s < a:
-            out.append((s, a))
-        if b < e:
-            out.append((b, e))
-    return out
-
-
-def _union(intervals: Iterable[Interval], a: int, b: int) -> list[Interval]:
-    merged: list[Interval] = []
-    for s, e in sorted([*intervals, (a, b)]):
-        if merged and s <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], e))
-        else:
-            merged.append((s, e))
-    return merged
-
-
 def _clip(intervals: Iterable[Interval], a: int) -> list[Interval]:
     return [(max(s, a), e) for s, e in intervals if e > a]
 
@@ -451,7 +428,7 @@ def _cut_windows(
     """Windows minus the blocked ranges, keeping only pieces a visit of ``duration`` fits in."""
     pieces = [(w.start, w.end) for w in windows]
     for a, b in blocks:
-        pieces = _subtract(pieces, a, b)
+        pieces = subtract(pieces, a, b)
     return tuple(TimeWindow(s, e) for s, e in pieces if e - s >= duration)
 
 
@@ -527,6 +504,8 @@ def _open_shift(
                 duration=gap_end - gap_start,
             )
         )
+    # VROOM refuses a vehicle whose breaks are not in time order ("Inconsistent breaks").
+    breaks.sort(key=lambda b: (b.windows[0].start, b.windows[-1].end))
     return replace(
         shift,
         start=start,

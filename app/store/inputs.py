@@ -346,6 +346,18 @@ class VisitIn(_VisitFields):
     depends_on: DependencyIn | None = None
     status: VisitStatus = VisitStatus.PLANNED
     template: ExternalId | None = None
+    # Read-only (set by re-planning events, ignored on input so a GET can be PUT back as is).
+    origin: Literal["import", "urgent"] = Field(
+        default="import",
+        description="Read-only. `urgent`: added by an `urgent_visit_added` event.",
+    )
+    actual_start: str | None = Field(
+        default=None, description="Read-only. Reported start (`HH:MM`) of a started or done visit."
+    )
+    actual_end: str | None = Field(default=None, description="Read-only. Reported end (`HH:MM`).")
+    actual_carer: str | None = Field(
+        default=None, description="Read-only. The carer whose route held the reported visit."
+    )
 
 
 class VisitTemplateIn(_VisitFields):

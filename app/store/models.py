@@ -388,11 +388,20 @@ class Visit(Base):
     template_id: Mapped[int | None] = mapped_column(
         ForeignKey("visit_templates.id", ondelete="SET NULL"), index=True
     )
+    #: Reported times (seconds since midnight): a started (end None) or done visit is a fact
+    #: every later plan of the day keeps, with the carer who reported it.
+    actual_start_s: Mapped[int | None] = mapped_column(Integer)
+    actual_end_s: Mapped[int | None] = mapped_column(Integer)
+    actual_staff_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff.id", ondelete="SET NULL"), index=True
+    )
+    #: ``import`` (the care record's) or ``urgent`` (added by an ``urgent_visit_added`` event).
+    origin: Mapped[str] = mapped_column(String(16), default="import", server_default="import")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     client: Mapped[Client] = relationship(lazy="raise")
-    pinned_staff: Mapped[Staff | None] = relationship(lazy="raise")
+    pinned_staff: Mapped[Staff | None] = relationship(lazy="raise", foreign_keys=[pinned_staff_id])
     depends_on: Mapped[Visit | None] = relationship(lazy="raise", remote_side=[id])
     template: Mapped[VisitTemplate | None] = relationship(lazy="raise")
 
@@ -450,6 +459,48 @@ class PlanEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
     actor: Mapped[str] = mapped_column(String(200))
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class DayFactKind(enum.StrEnum):
+    """What a stored fact of a day says about a carer or a client."""
+
+    CARER_ABSENT = "carer_absent"
+    CARER_AVAILABLE = "carer_available"
+    CLIENT_UNAVAILABLE = "client_unavailable"
+
+
+class DayFact(Base):
+    """A carer's absence or extra hours, or a client's unavailability, on one date.
+
+    Written by re-planning events in the transaction of the version they make; every later plan
+    of the day (re-plan or fresh ``POST /v1/plans``) honours them, in ``id`` order.
+    ``until_s`` None means "to the end of the day".
+    """
+
+    __tablename__ = "day_facts"
+    __table_args__ = (
+        Index("ix_day_facts_org_id_district_id_date", "org_id", "district_id", "date"),
+        CheckConstraint("until_s IS NULL OR until_s > from_s", name="until_after_from"),
+        CheckConstraint("(staff_id IS NULL) <> (client_id IS NULL)", name="one_subject"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    district_id: Mapped[int] = mapped_column(ForeignKey("districts.id", ondelete="CASCADE"))
+    date: Mapped[dt.date] = mapped_column(Date)
+    kind: Mapped[DayFactKind] = mapped_column(_enum(DayFactKind, "day_fact_kind"))
+    staff_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff.id", ondelete="CASCADE"), index=True
+    )
+    client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), index=True
+    )
+    from_s: Mapped[int] = mapped_column(Integer)
+    until_s: Mapped[int | None] = mapped_column(Integer)
+    #: The plan version whose events recorded the fact.
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class SolveJob(Base):

@@ -265,8 +265,10 @@ class TenantRepository:
         dates: DateFilter = DateFilter(),
         external_id: str | None = None,
     ) -> Page[Row]:
-        """Visits with the external ids of client, pinned carer, dependency and template."""
+        """Visits with the external ids of client, pinned carer, dependency, template and the
+        carer who reported the visit's actual times."""
         dep = aliased(Visit)
+        actual = aliased(Staff)
         stmt = (
             select(
                 Visit,
@@ -274,9 +276,11 @@ class TenantRepository:
                 Staff.external_id,
                 dep.external_id,
                 VisitTemplate.external_id,
+                actual.external_id,
             )
             .join(Client, Visit.client_id == Client.id)
             .outerjoin(Staff, Visit.pinned_staff_id == Staff.id)
+            .outerjoin(actual, Visit.actual_staff_id == actual.id)
             .outerjoin(dep, Visit.depends_on_visit_id == dep.id)
             .outerjoin(VisitTemplate, Visit.template_id == VisitTemplate.id)
             .where(Visit.org_id == self.org_id)
@@ -294,8 +298,17 @@ class TenantRepository:
         page = self._page(stmt, (Visit.date, Visit.external_id), limit, offset)
         return Page(
             [
-                Row(v, {"client": c, "pinned_carer": p, "depends_on": d, "template": t})
-                for v, c, p, d, t in page.items
+                Row(
+                    v,
+                    {
+                        "client": c,
+                        "pinned_carer": p,
+                        "depends_on": d,
+                        "template": t,
+                        "actual_carer": a,
+                    },
+                )
+                for v, c, p, d, t, a in page.items
             ],
             page.total,
         )

@@ -87,7 +87,7 @@ def _plan_row(session: Any, principal: Principal, plan_id: int) -> Row:
     return row
 
 
-def _submit(session: Any, principal: Principal, body: PlanRequest) -> JobOut:
+def _submit(session: Any, principal: Principal, body: PlanRequest, freeze_s: int = 0) -> JobOut:
     authz.ensure_not_nurse(principal)
     district = district_by_external_id(session, principal.org_id, body.district)
     authz.ensure_district(principal, district.id)
@@ -99,6 +99,8 @@ def _submit(session: Any, principal: Principal, body: PlanRequest) -> JobOut:
         day=body.date,
         options=service.OptionOverrides(**overrides),
         actor=principal.actor,
+        now_s=body.now,
+        freeze_s=freeze_s,
     )
     # The request commits here, not at the end: the runner must see the job row.
     session.commit()
@@ -138,7 +140,8 @@ async def create_plan(
     Every plan is computed by a stored job (`GET /v1/jobs/{id}`). With `?wait=<seconds>` the
     request waits that long (bounded) and answers 201 with the plan when it is ready in time.
     """
-    job = await run_in_threadpool(_submit, session, principal, body)
+    freeze_s = settings.replan_freeze_minutes * 60
+    job = await run_in_threadpool(_submit, session, principal, body, freeze_s)
     backend = backend_of(request)
     await backend.enqueue(job.id)
     limit = min(wait, settings.plan_wait_max_s)
