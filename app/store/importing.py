@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import ErrorDetail, InvalidInput
+from app.errors import ErrorDetail, InvalidInput, Loc
 from app.store import tenants
 from app.store.inputs import (
     ClientIn,
@@ -78,6 +78,20 @@ class ImportResult:
             out.updated += c.updated
             out.unchanged += c.unchanged
         return out
+
+
+def unknown_competence(loc: Loc, code: str, vocab: Iterable[str]) -> ErrorDetail:
+    """The ``unknown_competence`` problem at ``loc``, listing the codes that are allowed.
+
+    The list (``ctx.allowed``, sorted) lets a care-record vendor map its own codes without asking
+    an administrator: it is the organisation's vocabulary, never input data.
+    """
+    return ErrorDetail(
+        loc,
+        "unknown_competence",
+        f"{code!r} is not in the organisation's competence list (see ctx.allowed)",
+        {"allowed": sorted(vocab)},
+    )
 
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -187,11 +201,7 @@ class _Importer:
     ) -> None:
         for j, code in enumerate(codes):
             if code not in vocab:
-                self._err(
-                    (section, i, "competences", j),
-                    "unknown_competence",
-                    f"{code!r} is not in the organisation's competence list",
-                )
+                self.errors.append(unknown_competence((section, i, "competences", j), code, vocab))
 
     def validate(self) -> None:
         b = self.b

@@ -91,7 +91,7 @@ def add_item_routes(
             )
         except InvalidInput as exc:
             # Report field paths relative to the body, not to a one-row batch.
-            details = [ErrorDetail(d.loc[2:] or d.loc, d.code, d.msg) for d in exc.details]
+            details = [ErrorDetail(d.loc[2:] or d.loc, d.code, d.msg, d.ctx) for d in exc.details]
             raise InvalidInput(exc.message, details) from exc
         counts = result.sections[section]
         if counts.created or counts.updated:
