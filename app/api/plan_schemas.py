@@ -282,14 +282,34 @@ class GeocodeRequest(BaseModel):
     )
 
 
+class GeocodeCandidate(BaseModel):
+    """An addressed object of the region's index that the answer was derived from."""
+
+    street: str
+    housenumber: str
+    postcode: str | None
+    city: str | None
+    coordinates: Coordinates
+
+
 class GeocodeItem(BaseModel):
     """The outcome for one client."""
 
     client: str
     status: Literal["matched", "ambiguous", "not_found"]
     quality: float
+    precision: Literal["address", "street"] = Field(
+        default="address",
+        description="`address`: the house was found. `street`: the house number is missing or "
+        "unknown, so the position is on the street (between the neighbouring numbers, or the "
+        "street's middle) and `candidates` lists the addresses it came from.",
+    )
     stored: bool = Field(description="Coordinates were stored (matched only).")
     coordinates: Coordinates | None
+    candidates: list[GeocodeCandidate] = Field(
+        default_factory=list,
+        description="Street fallbacks and ambiguous answers: the addresses found (at most 10).",
+    )
 
 
 class GeocodeOut(BaseModel):
@@ -299,3 +319,4 @@ class GeocodeOut(BaseModel):
     matched: int
     ambiguous: int
     not_found: int
+    street: int = Field(default=0, description="Of the matched: positions of the street only.")

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from app.routing import Region
 from tests.api.batches import sample_batch
 from tests.conftest import Tenant
 
@@ -63,3 +64,52 @@ class TestUnknownCompetenceListsTheCodes:
         (detail,) = r.json()["error"]["details"]
         assert detail["code"] == "unknown_client"
         assert "ctx" not in detail
+
+
+class TestStreetFallbackThroughTheApi:
+    def test_a_client_without_or_with_an_unknown_number_is_placed_on_the_street(
+        self, client: TestClient, tenant: Tenant, region: Region
+    ) -> None:
+        known = next(a for a in region.addresses if a.postcode and a.city and a.housenumber)
+        rows = [
+            {"external_id": "exact", "housenumber": known.housenumber},
+            {"external_id": "no-number"},
+            {"external_id": "unknown-number", "housenumber": "9999"},
+        ]
+        batch = {
+            "districts": [{"external_id": "d", "name": "D"}],
+            "clients": [
+                {
+                    "district": "d",
+                    "street": known.street,
+                    "postcode": known.postcode,
+                    "city": known.city,
+                    **row,
+                }
+                for row in rows
+            ],
+        }
+        assert _post(client, tenant, batch).status_code == 200
+        r = client.post("/v1/clients/geocode", json={"district": "d"}, headers=tenant.headers)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        items = {i["client"]: i for i in body["items"]}
+        assert items["exact"]["precision"] == "address"
+        assert items["exact"]["candidates"] == []
+        for name in ("no-number", "unknown-number"):
+            item = items[name]
+            assert (item["status"], item["precision"], item["stored"]) == (
+                "matched",
+                "street",
+                True,
+            )
+            assert item["quality"] < items["exact"]["quality"]
+            assert item["candidates"]
+            assert all(c["street"] == known.street for c in item["candidates"])
+            stored = client.get(f"/v1/clients/{name}", headers=tenant.headers).json()
+            assert stored["geocode_precision"] == "street"
+            assert stored["coordinate_source"] == "geocoded"
+            assert stored["geocode_quality"] == pytest.approx(item["quality"], abs=1e-3)
+        assert (body["matched"], body["street"], body["not_found"]) == (3, 2, 0)
+        exact = client.get("/v1/clients/exact", headers=tenant.headers).json()
+        assert exact["geocode_precision"] == "address"
