@@ -207,7 +207,7 @@ class GeoJSONFeatureCollection(BaseModel):
 
 
 class AddressOut(BaseModel):
-    """Where the visit is (the client's home)."""
+    """Where the stop is: the client's home, or the carer's start or end address."""
 
     street: str
     housenumber: str
@@ -238,7 +238,15 @@ class CarerStopOut(StopOut):
     """One stop of a carer's work list."""
 
     sequence: int = Field(description="1-based position in the route.")
-    address: AddressOut | None = Field(description="Visit stops only.")
+    display_name: str | None = Field(
+        default=None,
+        description="The client's display name from the care record (visit stops only).",
+        examples=["Mrs. M. Beck"],
+    )
+    address: AddressOut | None = Field(
+        description="Visit stops: the client's address. Start and end stops: the carer's start "
+        "or end address when the care record gave one as an address."
+    )
     task: TaskOut | None = Field(description="Visit stops only.")
     navigation: NavigationOut | None
 

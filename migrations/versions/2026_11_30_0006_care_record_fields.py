@@ -55,6 +55,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("end_address", _JSON, nullable=True))
         batch_op.add_column(sa.Column("start_source", _source("start_source"), nullable=True))
         batch_op.add_column(sa.Column("end_source", _source("end_source"), nullable=True))
+    # Every stored start and end came from the care record (there was no other way to give one).
+    op.execute("UPDATE staff SET start_source = 'care_record', end_source = 'care_record'")
 
 
 def downgrade() -> None:

@@ -4,14 +4,22 @@ staff start and end given as an address."""
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
 
 from app.routing import Region
+from app.store.db import make_sessionmaker
+from app.store.models import AuditEntry
 from tests.api.batches import sample_batch
+from tests.api.test_plans import DAY, load, plan_now, settings
 from tests.conftest import Tenant
+from tests.planning.district import district_batch
+
+__all__ = ["settings"]  # the plan tests' settings fixture (small solver budget)
 
 
 def _post(client: TestClient, tenant: Tenant, body: Any) -> Any:
@@ -113,3 +121,78 @@ class TestStreetFallbackThroughTheApi:
         assert (body["matched"], body["street"], body["not_found"]) == (3, 2, 0)
         exact = client.get("/v1/clients/exact", headers=tenant.headers).json()
         assert exact["geocode_precision"] == "address"
+
+
+SECRET_NAME = "Mevrouw Zwanette Quirijnsdochter"
+
+
+class TestDisplayName:
+    def test_put_and_import_keep_it_and_it_reads_back(
+        self, client: TestClient, tenant: Tenant
+    ) -> None:
+        batch = sample_batch()
+        batch["clients"][0]["display_name"] = SECRET_NAME
+        assert _post(client, tenant, batch).status_code == 200
+        body = client.get("/v1/clients/C-1", headers=tenant.headers).json()
+        assert body["display_name"] == SECRET_NAME
+        for stamp in ("created_at", "updated_at"):
+            body.pop(stamp)
+        again = client.put("/v1/clients/C-1", json=body, headers=tenant.headers)
+        assert again.status_code == 200, again.text
+        assert _post(client, tenant, batch).json()["sections"]["clients"]["updated"] == 0
+        assert client.get("/v1/clients/C-2", headers=tenant.headers).json()["display_name"] is None
+        body["display_name"] = "x" * 201
+        too_long = client.put("/v1/clients/C-1", json=body, headers=tenant.headers)
+        assert too_long.status_code == 422
+        assert too_long.json()["error"]["details"][0]["path"] == "display_name"
+
+    def test_the_route_shows_it_and_no_log_or_audit_entry_holds_it(
+        self,
+        client: TestClient,
+        tenant: Tenant,
+        region: Region,
+        db: Engine,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        caplog.set_level(logging.DEBUG)
+        batch = district_batch(region, DAY)
+        names = {c["external_id"]: f"{SECRET_NAME} {i}" for i, c in enumerate(batch["clients"])}
+        for c in batch["clients"]:
+            c["display_name"] = names[c["external_id"]]
+        load(client, tenant, batch)
+        plan = plan_now(client, tenant)
+        staff = next(r["staff"] for r in plan["routes"] if len(r["stops"]) > 3)
+        r = client.get(f"/v1/staff/{staff}/route?date={DAY}", headers=tenant.headers)
+        assert r.status_code == 200, r.text
+        visits = [s for s in r.json()["stops"] if s["kind"] == "visit"]
+        assert visits
+        for stop in visits:
+            assert stop["display_name"] == names[stop["client"]]
+        others = [s for s in r.json()["stops"] if s["kind"] != "visit"]
+        assert all(s["display_name"] is None for s in others)
+        # A rename through PUT goes through the same handlers and logs.
+        first = visits[0]["client"]
+        one = next(c for c in batch["clients"] if c["external_id"] == first)
+        one["display_name"] = f"{SECRET_NAME} renamed"
+        renamed = client.put(f"/v1/clients/{first}", json=one, headers=tenant.headers)
+        assert renamed.status_code == 200, renamed.text
+        # Errors on the way (a bad row) must not echo it either.
+        bad = copy.deepcopy(one)
+        bad["coordinates"] = {"lat": 95, "lon": 9.5}
+        refused = client.put(f"/v1/clients/{first}", json=bad, headers=tenant.headers)
+        assert refused.status_code == 422
+        assert SECRET_NAME not in refused.text
+        assert client.get("/v1/plans", headers=tenant.headers).status_code == 200
+        assert SECRET_NAME not in client.get(f"/v1/plans/{plan['id']}", headers=tenant.headers).text
+        geojson = client.get(f"/v1/plans/{plan['id']}/geojson", headers=tenant.headers)
+        assert SECRET_NAME not in geojson.text
+
+        logged = "\n".join(
+            f"{rec.getMessage()} {rec.args!r} {rec.exc_text or ''}" for rec in caplog.records
+        )
+        assert caplog.records  # the requests above did log
+        assert SECRET_NAME not in logged
+        with make_sessionmaker(db)() as session:
+            entries = session.scalars(select(AuditEntry)).all()
+            assert entries
+            assert all(SECRET_NAME not in repr(e.details) for e in entries)
