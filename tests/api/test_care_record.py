@@ -11,12 +11,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
+from app.api.app import create_app
+from app.domain import Address
+from app.logging_setup import JsonFormatter
 from app.routing import Region
+from app.settings import Settings
 from app.store.db import make_sessionmaker
 from app.store.models import AuditEntry
 from tests.api.batches import sample_batch
 from tests.api.test_plans import DAY, load, plan_now, settings
-from tests.conftest import Tenant
+from tests.conftest import Tenant, count_rows
 from tests.planning.district import district_batch
 
 __all__ = ["settings"]  # the plan tests' settings fixture (small solver budget)
@@ -187,12 +191,147 @@ class TestDisplayName:
         geojson = client.get(f"/v1/plans/{plan['id']}/geojson", headers=tenant.headers)
         assert SECRET_NAME not in geojson.text
 
-        logged = "\n".join(
-            f"{rec.getMessage()} {rec.args!r} {rec.exc_text or ''}" for rec in caplog.records
-        )
+        # As the service writes them (its JSON formatter), plus the raw arguments.
+        logged = "\n".join(f"{JsonFormatter().format(rec)} {rec.args!r}" for rec in caplog.records)
         assert caplog.records  # the requests above did log
         assert SECRET_NAME not in logged
         with make_sessionmaker(db)() as session:
             entries = session.scalars(select(AuditEntry)).all()
             assert entries
             assert all(SECRET_NAME not in repr(e.details) for e in entries)
+
+
+def _unique_addresses(region: Region) -> list[Address]:
+    """Addresses that are one object in the extract (the geocoder can only answer with it)."""
+    seen: dict[tuple[str, str], list[Address]] = {}
+    for a in region.addresses:
+        seen.setdefault((a.street.lower(), a.housenumber.lower()), []).append(a)
+    return [
+        group[0]
+        for group in seen.values()
+        if len(group) == 1 and group[0].postcode and group[0].housenumber.isdigit()
+    ]
+
+
+def _address(a: Address) -> dict[str, Any]:
+    return {"street": a.street, "housenumber": a.housenumber, "postcode": a.postcode}
+
+
+def _near(got: dict[str, float], want: Address, metres: float = 1.0) -> bool:
+    dlat = (got["lat"] - want.location.lat) * 111_320
+    dlon = (got["lon"] - want.location.lon) * 111_320 * 0.68  # cos(47 deg)
+    return bool((dlat**2 + dlon**2) ** 0.5 <= metres)
+
+
+class TestStaffStartAndEndAsAddress:
+    def test_an_address_is_geocoded_and_coordinates_win(
+        self, client: TestClient, tenant: Tenant, region: Region
+    ) -> None:
+        home, office, other = _unique_addresses(region)[:3]
+        batch = sample_batch()
+        s1, s2, s3 = batch["staff"]
+        del s1["start"]
+        s1["start_address"] = _address(home)
+        s1["end_address"] = _address(office)
+        s2["start_address"] = _address(other)  # s2 keeps its coordinates: they win
+        del s3["start"]
+        s3["start_address"] = {"street": home.street, "postcode": home.postcode}  # no number
+        r = _post(client, tenant, batch)
+        assert r.status_code == 200, r.text
+
+        one = client.get("/v1/staff/S-1", headers=tenant.headers).json()
+        assert _near(one["start"], home)
+        assert _near(one["end"], office)
+        assert (one["start_source"], one["end_source"]) == ("geocoded", "geocoded")
+        assert one["start_address"]["geocode_precision"] == "address"
+        assert one["start_address"]["geocode_quality"] > 0.5
+        two = client.get("/v1/staff/S-2", headers=tenant.headers).json()
+        assert two["start"] == s2["start"]
+        assert two["start_source"] == "care_record"
+        assert two["start_address"]["geocode_precision"] is None
+        three = client.get("/v1/staff/S-3", headers=tenant.headers).json()
+        assert three["start_address"]["geocode_precision"] == "street"
+        assert three["end"] == three["start"]  # no end of its own: the day ends at the start
+
+        again = _post(client, tenant, batch).json()
+        assert again["sections"]["staff"] == {"created": 0, "updated": 0, "unchanged": 3}
+        for stamp in ("created_at", "updated_at"):
+            one.pop(stamp)
+        put_back = client.put("/v1/staff/S-1", json=one, headers=tenant.headers)
+        assert put_back.status_code == 200, put_back.text
+        assert (
+            put_back.json()["updated_at"]
+            == client.get("/v1/staff/S-1", headers=tenant.headers).json()["updated_at"]
+        )
+
+    def test_a_start_that_cannot_be_found_refuses_the_batch(
+        self, client: TestClient, tenant: Tenant, db: Engine, region: Region
+    ) -> None:
+        batch = sample_batch()
+        del batch["staff"][0]["start"]
+        batch["staff"][0]["start_address"] = {"street": "Nirgendweg", "housenumber": "9"}
+        del batch["staff"][2]["start"]
+        r = _post(client, tenant, batch)
+        assert r.status_code == 422, r.text
+        details = {d["path"]: d["code"] for d in r.json()["error"]["details"]}
+        assert details == {"staff[2].start_address": "place_missing"}
+        batch["staff"][2]["start"] = sample_batch()["staff"][2]["start"]
+        r = _post(client, tenant, batch)
+        assert r.status_code == 422, r.text
+        details = {d["path"]: d["code"] for d in r.json()["error"]["details"]}
+        assert details == {"staff[0].start_address": "address_not_found"}
+        assert "Nirgendweg" not in r.text
+        assert count_rows(db)["staff"] == 0
+
+    def test_plans_start_and_end_the_day_at_the_geocoded_places(
+        self, client: TestClient, tenant: Tenant, region: Region
+    ) -> None:
+        batch = district_batch(region, DAY)
+        places = _unique_addresses(region)
+        where: dict[str, tuple[Address, Address]] = {}
+        for k, st in enumerate(batch["staff"]):
+            start, end = places[2 * k + 10], places[2 * k + 11]
+            del st["start"]
+            st.pop("end", None)
+            st["start_address"] = _address(start)
+            st["end_address"] = _address(end)
+            where[st["external_id"]] = (start, end)
+        load(client, tenant, batch)
+        plan = plan_now(client, tenant)
+        checked = 0
+        for route in plan["routes"]:
+            stops = route["stops"]
+            start, end = where[route["staff"]]
+            assert stops[0]["kind"] == "start"
+            assert stops[-1]["kind"] == "end"
+            assert _near(stops[0]["location"], start)
+            assert _near(stops[-1]["location"], end)
+            r = client.get(f"/v1/staff/{route['staff']}/route?date={DAY}", headers=tenant.headers)
+            body = r.json()["stops"]
+            assert body[0]["address"]["street"] == start.street
+            assert body[-1]["address"]["housenumber"] == end.housenumber
+            checked += 1
+        assert checked >= 2
+
+
+def test_without_an_address_index_a_start_address_is_refused_not_a_500(
+    db: Engine, database_url: str, tenant: Tenant, tmp_path: Any
+) -> None:
+    settings = Settings(
+        database_url=database_url,
+        dev_mode=True,
+        region_warmup=False,
+        region_file=tmp_path / "missing.osm.pbf",
+    )
+    batch = sample_batch()
+    del batch["staff"][0]["start"]
+    batch["staff"][0]["start_address"] = {"street": "Aeulestrasse", "housenumber": "5"}
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        r = _post(client, tenant, batch)
+        assert r.status_code == 422, r.text
+        (detail,) = r.json()["error"]["details"]
+        assert (detail["path"], detail["code"]) == (
+            "staff[0].start_address",
+            "geocoder_unavailable",
+        )
+        assert _post(client, tenant, sample_batch()).status_code == 200
