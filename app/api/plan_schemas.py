@@ -243,6 +243,12 @@ class CarerStopOut(StopOut):
         description="The client's display name from the care record (visit stops only).",
         examples=["Mrs. M. Beck"],
     )
+    location_precision: Literal["address", "street"] | None = Field(
+        default=None,
+        description="For a geocoded client: `street` when the position is only on the right "
+        "street (house number missing or unknown), so look for the house; None for "
+        "coordinates from the care record.",
+    )
     address: AddressOut | None = Field(
         description="Visit stops: the client's address. Start and end stops: the carer's start "
         "or end address when the care record gave one as an address."

@@ -220,6 +220,9 @@ def carer_route(session: Session, org_id: int, target: RouteTarget, day: dt.date
                 "waiting_s": int(s["waiting_s"]),
                 "location": None if s.get("lat") is None else {"lat": s["lat"], "lon": s["lon"]},
                 "display_name": None if client is None else client.display_name,
+                "location_precision": None
+                if client is None or client.geocode_precision is None
+                else client.geocode_precision.value,
                 "address": places.get(s["kind"])
                 if client is None
                 else {

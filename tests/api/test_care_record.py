@@ -126,6 +126,33 @@ class TestStreetFallbackThroughTheApi:
         exact = client.get("/v1/clients/exact", headers=tenant.headers).json()
         assert exact["geocode_precision"] == "address"
 
+    def test_the_route_tells_the_carer_a_position_is_only_the_street(
+        self, client: TestClient, tenant: Tenant, region: Region
+    ) -> None:
+        batch = district_batch(region, DAY)
+        vague = batch["clients"][:3]
+        for c in vague:
+            del c["coordinates"]
+            c["housenumber"] = ""
+        load(client, tenant, batch)
+        r = client.post("/v1/clients/geocode", json={}, headers=tenant.headers)
+        assert r.status_code == 200, r.text
+        placed = {i["client"] for i in r.json()["items"] if i["stored"]}
+        assert placed
+        plan = plan_now(client, tenant)
+        seen = 0
+        for staff in {route["staff"] for route in plan["routes"]}:
+            route = client.get(f"/v1/staff/{staff}/route?date={DAY}", headers=tenant.headers)
+            for stop in route.json()["stops"]:
+                if stop["kind"] != "visit":
+                    assert stop["location_precision"] is None
+                elif stop["client"] in placed:
+                    assert stop["location_precision"] == "street"
+                    seen += 1
+                else:  # coordinates from the care record
+                    assert stop["location_precision"] is None
+        assert seen >= 1
+
 
 SECRET_NAME = "Mevrouw Zwanette Quirijnsdochter"
 
