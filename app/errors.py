@@ -7,8 +7,9 @@ app/api/errors.py maps each class to a status code and the common error body. Ra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 Loc = tuple[str | int, ...]
 
@@ -20,6 +21,8 @@ class ErrorDetail:
     loc: Loc
     code: str
     msg: str
+    #: Machine-readable facts about the problem (e.g. ``{"allowed": [...]}``); never input values.
+    ctx: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @property
     def path(self) -> str:

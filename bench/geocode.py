@@ -24,6 +24,15 @@ Shares (of ``addresses``):
   per text can reach: per distinct normalised text, the most of its objects within 25 m of one
   point (:func:`app.routing.geocode.best_point`: members, centre, midpoints of pairs).
 
+- ``street_fallback_share``: matched only at street precision (the round trip's own number was not
+  found, so the street answered).
+
+``--leave-out N --seed S`` also measures the street fallback of issue 9: N numbered houses (and
+every object with the same street and number) are taken out of the index and looked up by their
+full address, as a house missing from OSM would be. ``leave_out_*`` keys report the statuses, the
+share answered at street precision and the distance from the answer to the real house (median,
+90th percentile, share within 50 m), over the houses whose street is still in the index.
+
 Prints a one-line JSON summary last; ``--misses N`` prints the N worst misses first (address text
 on the terminal only, never logged).
 """
@@ -32,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import time
@@ -39,7 +49,13 @@ from collections import Counter
 from pathlib import Path
 
 from app.domain import Address
-from app.routing import AddressQuery, GeocodeStatus, load_region
+from app.routing import (
+    AddressQuery,
+    GeocodePrecision,
+    GeocodeStatus,
+    OfflineGeocoder,
+    load_region,
+)
 from app.routing.geocode import (
     SAME_PLACE_M,
     best_point,
@@ -96,6 +112,41 @@ def _describes(text_of: Address, other: Address) -> bool:
     )
 
 
+def leave_out(objects: list[Address], n: int, seed: int) -> dict[str, object]:
+    """Take ``n`` numbered houses out of the index and look each up by its full address."""
+    numbered = [a for a in objects if a.housenumber.strip()[:1].isdigit()]
+    gone = random.Random(seed).sample(numbered, min(n, len(numbered)))
+    gone_keys = {address_key(a)[:2] for a in gone}
+    rest = [a for a in objects if address_key(a)[:2] not in gone_keys]
+    geocoder = OfflineGeocoder(rest)
+    streets = {address_key(a)[0] for a in rest}
+    statuses: Counter[str] = Counter()
+    errors: list[float] = []
+    street_level = asked = 0
+    for a in gone:
+        if address_key(a)[0] not in streets:
+            continue  # the street's only houses were taken out: nothing can answer
+        asked += 1
+        result = geocoder.geocode(AddressQuery(a.street, a.housenumber, a.postcode, a.city))
+        statuses[result.status.value] += 1
+        street_level += result.precision is GeocodePrecision.STREET
+        if result.location is not None:
+            errors.append(distance_m(result.location, a.location))
+    errors.sort()
+    return {
+        "leave_out": len(gone),
+        "leave_out_seed": seed,
+        "leave_out_street_known": asked,
+        "leave_out_statuses": dict(sorted(statuses.items())),
+        "leave_out_street_share": round(street_level / asked, 4) if asked else 0.0,
+        "leave_out_median_m": round(statistics.median(errors), 1) if errors else None,
+        "leave_out_p90_m": round(errors[int(0.9 * (len(errors) - 1))], 1) if errors else None,
+        "leave_out_within_50m_share": round(sum(e <= 50 for e in errors) / asked, 4)
+        if asked
+        else 0.0,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, object]:
     """Run the benchmark and print its JSON summary."""
     parser = argparse.ArgumentParser(prog="python -m bench.geocode", description=__doc__)
@@ -103,6 +154,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--cache-dir", type=Path, default=PROJECT / "osm_cache")
     parser.add_argument("--within-m", type=float, default=25.0)
     parser.add_argument("--misses", type=int, default=0, help="print the N worst misses")
+    parser.add_argument("--leave-out", type=int, default=0, help="houses taken out of the index")
+    parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
 
     region = load_region(args.osm, modes=(), cache_dir=args.cache_dir)
@@ -120,6 +173,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         for key, members in groups.items()
     }
     statuses: Counter[str] = Counter()
+    street_level = 0
     times_ms: list[float] = []
     close = unique = unique_close = of_address = 0
     misses: list[tuple[float, str, str, int]] = []
@@ -128,6 +182,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         result = geocoder.geocode(AddressQuery.parse(text))
         times_ms.append((time.perf_counter() - t0) * 1000)
         statuses[result.status.value] += 1
+        street_level += result.precision is GeocodePrecision.STREET and result.location is not None
         off = distance_m(result.location, address.location) if result.location else float("inf")
         hit = off <= args.within_m
         close += hit
@@ -164,7 +219,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "resolved_upper_bound": share(n - inherent),
         "within_25m_upper_bound": share(best),
         "median_ms": round(statistics.median(times_ms), 4) if times_ms else 0.0,
+        "street_fallback_share": share(street_level),
     }
+    if args.leave_out > 0:
+        summary.update(leave_out(objects, args.leave_out, args.seed))
     print(json.dumps(summary))
     return summary
 

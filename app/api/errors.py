@@ -69,6 +69,12 @@ class ErrorDetailOut(BaseModel):
     path: str = Field(examples=["visits[3].windows[0].end"])
     code: str = Field(examples=["window_end_before_start"])
     msg: str = Field(examples=["the window must end after it starts"])
+    ctx: dict[str, Any] | None = Field(
+        default=None,
+        description="Machine-readable facts about the problem, e.g. the allowed codes of "
+        "`unknown_competence`; left out when there are none.",
+        examples=[{"allowed": ["insulin", "level2", "level3"]}],
+    )
 
 
 class ErrorOut(BaseModel):
@@ -106,12 +112,18 @@ def error_response(
             code=code,
             message=message,
             details=[
-                ErrorDetailOut(loc=list(d.loc), path=d.path, code=d.code, msg=d.msg)
+                ErrorDetailOut(
+                    loc=list(d.loc),
+                    path=d.path,
+                    code=d.code,
+                    msg=d.msg,
+                    ctx=None if d.ctx is None else dict(d.ctx),
+                )
                 for d in details
             ],
         )
     )
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
 
 
 def _loc(raw: Sequence[Any]) -> tuple[str | int, ...]:

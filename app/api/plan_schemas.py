@@ -216,7 +216,7 @@ class GeoJSONFeatureCollection(BaseModel):
 
 
 class AddressOut(BaseModel):
-    """Where the visit is (the client's home)."""
+    """Where the stop is: the client's home, or the carer's start or end address."""
 
     street: str
     housenumber: str
@@ -247,7 +247,21 @@ class CarerStopOut(StopOut):
     """One stop of a carer's work list."""
 
     sequence: int = Field(description="1-based position in the route.")
-    address: AddressOut | None = Field(description="Visit stops only.")
+    display_name: str | None = Field(
+        default=None,
+        description="The client's display name from the care record (visit stops only).",
+        examples=["Mrs. M. Beck"],
+    )
+    location_precision: Literal["address", "street"] | None = Field(
+        default=None,
+        description="For a geocoded client: `street` when the position is only on the right "
+        "street (house number missing or unknown), so look for the house; None for "
+        "coordinates from the care record.",
+    )
+    address: AddressOut | None = Field(
+        description="Visit stops: the client's address. Start and end stops: the carer's start "
+        "or end address when the care record gave one as an address."
+    )
     task: TaskOut | None = Field(description="Visit stops only.")
     navigation: NavigationOut | None
 
@@ -291,14 +305,34 @@ class GeocodeRequest(BaseModel):
     )
 
 
+class GeocodeCandidate(BaseModel):
+    """An addressed object of the region's index that the answer was derived from."""
+
+    street: str
+    housenumber: str
+    postcode: str | None
+    city: str | None
+    coordinates: Coordinates
+
+
 class GeocodeItem(BaseModel):
     """The outcome for one client."""
 
     client: str
     status: Literal["matched", "ambiguous", "not_found"]
     quality: float
+    precision: Literal["address", "street"] = Field(
+        default="address",
+        description="`address`: the house was found. `street`: the house number is missing or "
+        "unknown, so the position is on the street (between the neighbouring numbers, or the "
+        "street's middle) and `candidates` lists the addresses it came from.",
+    )
     stored: bool = Field(description="Coordinates were stored (matched only).")
     coordinates: Coordinates | None
+    candidates: list[GeocodeCandidate] = Field(
+        default_factory=list,
+        description="Street fallbacks and ambiguous answers: the addresses found (at most 10).",
+    )
 
 
 class GeocodeOut(BaseModel):
@@ -308,3 +342,4 @@ class GeocodeOut(BaseModel):
     matched: int
     ambiguous: int
     not_found: int
+    street: int = Field(default=0, description="Of the matched: positions of the street only.")

@@ -179,6 +179,10 @@ def staff_out(row: Row) -> StaffOut:
             "start": {"lat": s.start_lat, "lon": s.start_lon},
             "end": {"lat": s.end_lat, "lon": s.end_lon},
             "active": s.active,
+            "start_address": s.start_address,
+            "end_address": s.end_address,
+            "start_source": s.start_source,
+            "end_source": s.end_source,
             **_stamps(s),
         }
     )
@@ -203,6 +207,8 @@ def client_out(row: Row) -> ClientOut:
             "allowed_team": row.refs["allowed_team"],
             "notes": c.notes,
             "active": c.active,
+            "display_name": c.display_name,
+            "geocode_precision": c.geocode_precision,
             **_stamps(c),
         }
     )

@@ -2,19 +2,40 @@
 
 Coordinates from the care record always win: a client whose coordinates came from the record is
 never geocoded. Only a *matched* address is stored (``coordinate_source = geocoded`` with the
-geocoder's quality); ambiguous and unknown addresses are reported and left without coordinates,
-so their visits are unassigned with reason ``not_geocoded`` until someone fixes the address.
+geocoder's quality and precision: ``address`` for the house, ``street`` when the house number is
+missing or unknown and the street's position stands in); ambiguous and unknown addresses are
+reported and left without coordinates, so their visits are unassigned with reason
+``not_geocoded`` until someone fixes the address.
+
+Carers' start and end addresses go through the same index when they are imported
+(:func:`place_locator`).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.routing import AddressQuery, ChainGeocoder, Geocoder, GeocodeStatus
-from app.store.models import Client, CoordinateSource, utcnow
+from app.domain import Address
+from app.planning import pool
+from app.routing import (
+    AddressQuery,
+    ChainGeocoder,
+    Geocoder,
+    GeocodeStatus,
+    Region,
+    RoutingError,
+)
+from app.store.importing import PlaceLocator, PlaceLookup
+from app.store.inputs import PlaceAddress
+from app.store.models import Client, CoordinateSource, GeocodePrecision, utcnow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +48,11 @@ class GeocodeOutcome:
     stored: bool
     lat: float | None = None
     lon: float | None = None
+    #: ``address`` or ``street`` (what the position stands for).
+    precision: GeocodePrecision = GeocodePrecision.ADDRESS
+    #: The addresses found (the neighbours a street position was derived from, or the places
+    #: an ambiguous address may be).
+    candidates: tuple[Address, ...] = ()
 
 
 def geocode_clients(
@@ -78,6 +104,7 @@ def geocode_clients(
             client.lat, client.lon = result.location.lat, result.location.lon
             client.coordinate_source = CoordinateSource.GEOCODED
             client.geocode_quality = result.quality
+            client.geocode_precision = GeocodePrecision(result.precision.value)
             client.updated_at = utcnow()
         out.append(
             GeocodeOutcome(
@@ -87,7 +114,52 @@ def geocode_clients(
                 stored=stored,
                 lat=result.location.lat if result.location else None,
                 lon=result.location.lon if result.location else None,
+                precision=GeocodePrecision(result.precision.value),
+                candidates=result.candidates,
             )
         )
     session.flush()
     return out
+
+
+def locate_place(geocoder: Geocoder, address: PlaceAddress) -> PlaceLookup:
+    """Geocode one place address (a carer's start or end) like a client's address."""
+    query = AddressQuery(address.street, address.housenumber, address.postcode, address.city)
+    result = geocoder.geocode(query)
+    if result.status is GeocodeStatus.MATCHED and result.location is not None:
+        return PlaceLookup(
+            "matched",
+            result.location.lat,
+            result.location.lon,
+            result.quality,
+            GeocodePrecision(result.precision.value),
+            len(result.candidates),
+        )
+    if result.status is GeocodeStatus.AMBIGUOUS:
+        return PlaceLookup("ambiguous", candidates=len(result.candidates))
+    return PlaceLookup("not_found", candidates=len(result.candidates))
+
+
+def place_locator(load: Callable[[], Region]) -> PlaceLocator:
+    """A :data:`PlaceLocator` over the region's offline index, loading the region on first use.
+
+    An import without carers' addresses never loads it; a region that cannot be loaded makes
+    the lookup ``unavailable`` (the row is refused with ``geocoder_unavailable``), never a 500.
+    """
+    loaded: list[Region] = []
+
+    def locate(address: PlaceAddress) -> PlaceLookup:
+        if not loaded:
+            try:
+                loaded.append(load())
+            except (RoutingError, OSError) as exc:
+                log.warning("address index unavailable: %s", type(exc).__name__)
+                return PlaceLookup("unavailable")
+        return locate_place(loaded[0].geocoder, address)
+
+    return locate
+
+
+def region_place_locator(region_file: Path, cache_dir: Path) -> PlaceLocator:
+    """:func:`place_locator` over the service's region (the one plans are made on)."""
+    return place_locator(lambda: pool.get_region(region_file, cache_dir))

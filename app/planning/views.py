@@ -200,6 +200,7 @@ def carer_route(session: Session, org_id: int, target: RouteTarget, day: dt.date
             select(Client).where(Client.org_id == org_id, Client.external_id.in_(client_ids))
         )
     }
+    places = _staff_places(session, org_id, target.staff_id)
     out: list[dict[str, Any]] = []
     prev: dict[str, Any] | None = None
     for k, s in enumerate(stops):
@@ -218,7 +219,11 @@ def carer_route(session: Session, org_id: int, target: RouteTarget, day: dt.date
                 "distance_m": int(s["distance_m"]),
                 "waiting_s": int(s["waiting_s"]),
                 "location": None if s.get("lat") is None else {"lat": s["lat"], "lon": s["lon"]},
-                "address": None
+                "display_name": None if client is None else client.display_name,
+                "location_precision": None
+                if client is None or client.geocode_precision is None
+                else client.geocode_precision.value,
+                "address": places.get(s["kind"])
                 if client is None
                 else {
                     "street": client.street,
@@ -252,6 +257,23 @@ def carer_route(session: Session, org_id: int, target: RouteTarget, day: dt.date
         "profile": routes[0]["profile"] if routes else None,
         "stops": out,
     }
+
+
+def _staff_places(session: Session, org_id: int, staff_id: int) -> dict[str, dict[str, Any]]:
+    """The carer's start and end addresses as the care record gave them, by stop kind."""
+    row = session.execute(
+        select(Staff.start_address, Staff.end_address).where(
+            Staff.org_id == org_id, Staff.id == staff_id
+        )
+    ).first()
+    if row is None:
+        return {}
+    start, end = row[0], row[1]
+    out: dict[str, dict[str, Any]] = {}
+    for kind, place in (("start", start), ("end", end if end is not None else start)):
+        if place is not None:
+            out[kind] = {k: place.get(k) for k in ("street", "housenumber", "postcode", "city")}
+    return out
 
 
 def route_etag(route: dict[str, Any]) -> str:

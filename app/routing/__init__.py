@@ -14,6 +14,7 @@ from app.routing.errors import (
 )
 from app.routing.geocode import (
     AddressQuery,
+    GeocodePrecision,
     Geocoder,
     GeocodeResult,
     GeocodeStatus,
@@ -33,6 +34,7 @@ __all__ = [
     "AddressQuery",
     "ChainGeocoder",
     "GeocodeCache",
+    "GeocodePrecision",
     "GeocodeResult",
     "GeocodeStatus",
     "Geocoder",

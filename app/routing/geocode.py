@@ -23,6 +23,16 @@ SAME_PLACE_M = 100.0
 TIGHT_M = 25.0
 #: Candidates all within this of the chosen point match at 90 % quality; wider at 80 %.
 CLOSE_M = 50.0
+#: Addresses of one street joined by steps at most this long are one stretch of it; stretches
+#: farther apart are the same name in different places (two villages' "Dorfstrasse").
+STREET_LINK_M = 400.0
+#: Quality of a street fallback: between the neighbouring numbers on the same street, next to
+#: the nearest number on one side only, and the street's middle (no usable number).
+STREET_BETWEEN_QUALITY = 0.5
+STREET_BESIDE_QUALITY = 0.4
+STREET_MIDDLE_QUALITY = 0.3
+#: At most this many candidates are listed with a street fallback.
+STREET_CANDIDATES = 10
 #: Words that may stand in a house number besides single staircase letters ("5 B as 12").
 _NUMBER_WORDS = {"as"}
 _LONE_TOKENS = {"g": "gasse", "pl": "platz", "k": "katu", "sankt": "st", "saint": "st"}
@@ -39,6 +49,19 @@ class GeocodeStatus(StrEnum):
     MATCHED = "matched"
     AMBIGUOUS = "ambiguous"
     NOT_FOUND = "not_found"
+
+
+class GeocodePrecision(StrEnum):
+    """What a matched position stands for.
+
+    ``address``: the house (or its building, entrance, number range). ``street``: the house
+    number is missing or unknown, so the position is on the right street near where the number
+    should be (between its neighbours) or the street's middle; ``candidates`` lists the
+    addresses it was derived from.
+    """
+
+    ADDRESS = "address"
+    STREET = "street"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +121,7 @@ class GeocodeResult:
     quality: float = 0.0
     candidates: tuple[Address, ...] = ()
     source: str = "offline"
+    precision: GeocodePrecision = GeocodePrecision.ADDRESS
 
 
 class Geocoder(Protocol):
@@ -312,6 +336,12 @@ class OfflineGeocoder:
                 if span is not None and (i not in {r[2] for r in self._ranges.get(skey, [])}):
                     self._ranges.setdefault(skey, []).append((*span, i))
         self._streets = sorted({k[0] for k in self._exact})
+        #: Every object of a street (by street key), for the street fallback.
+        self._street: dict[str, list[int]] = {}
+        for (skey, _), found in self._exact.items():
+            self._street.setdefault(skey, []).extend(found)
+        for skey, found in self._street.items():
+            self._street[skey] = sorted(set(found))
 
     @staticmethod
     def _add(index: dict[tuple[str, str], list[int]], key: tuple[str, str], i: int) -> None:
@@ -336,6 +366,8 @@ class OfflineGeocoder:
         "5 B", quality 0.95); a close street spelling (0.8); a range holding the number on the
         same side of the street ("16" finds "14-20", 0.8); the number without its letter (0.6).
         Postcode and city, where both sides have them, narrow the candidates and confirm the match.
+        When the number is missing or none of these finds it, the street itself answers
+        (:meth:`street_fallback`, precision ``street``); only an unknown street is not found.
         """
         skey, nkey = street_key(query.street), number_key(query.housenumber)
         attempts: list[tuple[list[int], float]] = [(self._exact.get((skey, nkey), []), 1.0)]
@@ -352,7 +384,50 @@ class OfflineGeocoder:
         for found, quality in attempts:
             if found:
                 return self._narrow([self.addresses[i] for i in found], query, quality)
-        return GeocodeResult(GeocodeStatus.NOT_FOUND)
+        return self.street_fallback(query)
+
+    def street_fallback(self, query: AddressQuery) -> GeocodeResult:
+        """The street's position for an address whose house number is missing or unknown.
+
+        The street's objects (by the street key, else a close spelling at 80 %) are narrowed by
+        postcode and city like a full match. Stretches of the street more than
+        :data:`STREET_LINK_M` apart are different places: ambiguous. On one stretch, a number
+        lies between its nearest lower and higher neighbours (same side of the street when
+        there are such, interpolated by number; quality :data:`STREET_BETWEEN_QUALITY`), or at
+        the nearest neighbour when it is past the street's last number
+        (:data:`STREET_BESIDE_QUALITY`); without a number, at the stretch's middle object
+        (:data:`STREET_MIDDLE_QUALITY`). Precision is ``street`` and the candidates are the
+        objects used, nearest first.
+        """
+        skey = street_key(query.street)
+        found = self._street.get(skey, [])
+        factor = 1.0
+        if not found:
+            close = difflib.get_close_matches(skey, self._streets, n=1, cutoff=0.85)
+            found, factor = (self._street[close[0]], 0.8) if close else ([], factor)
+        if not found:
+            return GeocodeResult(GeocodeStatus.NOT_FOUND)
+        members, town_factor, _ = self._in_town([self.addresses[i] for i in found], query)
+        factor *= town_factor
+        stretches = _clusters(members, STREET_LINK_M)
+        if len(stretches) > 1:
+            listed = tuple(members[:STREET_CANDIDATES])
+            return GeocodeResult(
+                GeocodeStatus.AMBIGUOUS,
+                None,
+                STREET_MIDDLE_QUALITY * factor,
+                listed,
+                precision=GeocodePrecision.STREET,
+            )
+        point, used, quality = _on_street(stretches[0], number_key(query.housenumber))
+        used = sorted(used, key=lambda a: distance_m(point, a.location))[:STREET_CANDIDATES]
+        return GeocodeResult(
+            GeocodeStatus.MATCHED,
+            point,
+            quality * factor,
+            tuple(used),
+            precision=GeocodePrecision.STREET,
+        )
 
     def _in_range(self, skey: str, nkey: str) -> list[int]:
         """Objects whose number range holds ``nkey``'s number with the same parity."""
@@ -364,8 +439,10 @@ class OfflineGeocoder:
             i for lo, hi, i in self._ranges.get(skey, []) if lo <= n <= hi and (n - lo) % 2 == 0
         ]
 
-    def _narrow(self, found: list[Address], query: AddressQuery, quality: float) -> GeocodeResult:
-        confirmed = False
+    @staticmethod
+    def _in_town(found: list[Address], query: AddressQuery) -> tuple[list[Address], float, bool]:
+        """Candidates agreeing with the query's postcode and city, a quality factor, confirmed."""
+        factor, confirmed = 1.0, False
         for field, wanted in (("postcode", query.postcode), ("city", query.city)):
             if not wanted:
                 continue
@@ -377,7 +454,45 @@ class OfflineGeocoder:
             elif unknown:
                 found = unknown
             else:
-                quality *= 0.7  # every candidate disagrees: keep them but say it is weak
+                factor *= 0.7  # every candidate disagrees: keep them but say it is weak
+        return found, factor, confirmed
+
+    def _narrow(self, found: list[Address], query: AddressQuery, quality: float) -> GeocodeResult:
+        found, factor, confirmed = self._in_town(found, query)
+        quality *= factor
         if not confirmed and quality == 1.0:
             quality = 0.9
         return decide(found, quality)
+
+
+def _number_of(address: Address) -> int | None:
+    """The leading number of an object's house number (None if it has none)."""
+    base = _base_number(number_key(address.housenumber))
+    return int(base) if base.isdigit() else None
+
+
+def _on_street(stretch: Sequence[Address], nkey: str) -> tuple[LatLon, list[Address], float]:
+    """Where house number ``nkey`` lies on one stretch of a street: (point, used, quality)."""
+    base = _base_number(nkey)
+    numbered = [(n, a) for a in stretch if (n := _number_of(a)) is not None]
+    if base.isdigit() and numbered:
+        n = int(base)
+        same_side = [(m, a) for m, a in numbered if (m - n) % 2 == 0]
+        for side in (same_side, numbered):
+            lower = [(m, a) for m, a in side if m < n]
+            higher = [(m, a) for m, a in side if m > n]
+            if lower and higher:
+                (lo, a), (hi, b) = max(lower, key=lambda p: p[0]), min(higher, key=lambda p: p[0])
+                t = (n - lo) / (hi - lo)
+                point = LatLon(
+                    lat=a.location.lat + t * (b.location.lat - a.location.lat),
+                    lon=a.location.lon + t * (b.location.lon - a.location.lon),
+                )
+                return point, [a, b], STREET_BETWEEN_QUALITY
+        nearest = min(numbered, key=lambda p: (abs(p[0] - n), p[0]))[1]
+        return nearest.location, [nearest], STREET_BESIDE_QUALITY
+    middle = min(
+        stretch,
+        key=lambda a: sum(distance_m(a.location, o.location) for o in stretch),
+    )
+    return middle.location, list(stretch), STREET_MIDDLE_QUALITY

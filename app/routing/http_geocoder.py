@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import httpx
@@ -19,6 +19,7 @@ from app.domain import Address, LatLon
 from app.routing.errors import GeocodingFailed
 from app.routing.geocode import (
     AddressQuery,
+    GeocodePrecision,
     Geocoder,
     GeocodeResult,
     GeocodeStatus,
@@ -209,7 +210,10 @@ class NominatimGeocoder:
             )
         exact = [h for h in hits if h.get("addresstype") in {"building", "house", "place"}]
         quality = 0.9 if exact else 0.7
-        return decide(candidates, quality, source="http")
+        result = decide(candidates, quality, source="http")
+        if hits and all(h.get("addresstype") in {"road", "street"} for h in hits):
+            return replace(result, precision=GeocodePrecision.STREET)
+        return result
 
 
 class ChainGeocoder:
@@ -232,9 +236,16 @@ class ChainGeocoder:
         if coordinates is not None:
             return GeocodeResult(GeocodeStatus.MATCHED, coordinates, 1.0, source="record")
         first = self.offline.geocode(query)
-        if first.status is GeocodeStatus.MATCHED or self.http is None:
+        exact = first.precision is GeocodePrecision.ADDRESS
+        if (first.status is GeocodeStatus.MATCHED and exact) or self.http is None:
             return first
+        # The offline index only knows the street (or nothing): the provider may know the house.
         second = self.http.geocode(query)
-        if second.status is GeocodeStatus.MATCHED:
+        if second.status is GeocodeStatus.MATCHED and (
+            second.precision is GeocodePrecision.ADDRESS
+            or first.status is not GeocodeStatus.MATCHED
+        ):
             return second
+        if first.status is GeocodeStatus.MATCHED:
+            return first
         return first if first.status is GeocodeStatus.AMBIGUOUS else second

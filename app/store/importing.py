@@ -19,16 +19,17 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import ErrorDetail, InvalidInput
+from app.errors import ErrorDetail, InvalidInput, Loc
 from app.store import tenants
 from app.store.inputs import (
     ClientIn,
     ImportBatch,
+    PlaceAddress,
     ShiftIn,
     StaffIn,
     TeamIn,
@@ -41,6 +42,7 @@ from app.store.models import (
     ClientPreferredStaff,
     CoordinateSource,
     District,
+    GeocodePrecision,
     Shift,
     Staff,
     Team,
@@ -80,6 +82,46 @@ class ImportResult:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class PlaceLookup:
+    """What geocoding one place address (a carer's start or end) gave.
+
+    ``status`` is the geocoder's (``matched``, ``ambiguous``, ``not_found``) or ``unavailable``
+    when no address index could be loaded; only a matched lookup has coordinates.
+    """
+
+    status: Literal["matched", "ambiguous", "not_found", "unavailable"]
+    lat: float | None = None
+    lon: float | None = None
+    quality: float = 0.0
+    precision: GeocodePrecision | None = None
+    candidates: int = 0
+
+
+#: Geocodes a place address; supplied by the caller (the API uses the region's offline index).
+PlaceLocator = Callable[[PlaceAddress], PlaceLookup]
+
+_PLACE_PROBLEMS = {
+    "ambiguous": ("address_ambiguous", "the address matches several places; add postcode or city"),
+    "not_found": ("address_not_found", "the address is not in the address index"),
+    "unavailable": ("geocoder_unavailable", "no address index is loaded; send coordinates"),
+}
+
+
+def unknown_competence(loc: Loc, code: str, vocab: Iterable[str]) -> ErrorDetail:
+    """The ``unknown_competence`` problem at ``loc``, listing the codes that are allowed.
+
+    The list (``ctx.allowed``, sorted) lets a care-record vendor map its own codes without asking
+    an administrator: it is the organisation's vocabulary, never input data.
+    """
+    return ErrorDetail(
+        loc,
+        "unknown_competence",
+        f"{code!r} is not in the organisation's competence list (see ctx.allowed)",
+        {"allowed": sorted(vocab)},
+    )
+
+
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
     for i in range(0, len(items), _CHUNK):
         yield items[i : i + _CHUNK]
@@ -92,10 +134,19 @@ def _windows(ws: Iterable[Any]) -> list[list[int]]:
 class _Importer:
     """One batch for one organisation: lookups, validation, then upserts in dependency order."""
 
-    def __init__(self, session: Session, org_id: int, batch: ImportBatch) -> None:
+    def __init__(
+        self,
+        session: Session,
+        org_id: int,
+        batch: ImportBatch,
+        locate: PlaceLocator | None = None,
+    ) -> None:
         self.s = session
         self.org_id = org_id
         self.b = batch
+        self.locate = locate
+        #: Geocoded carers' places by (staff row index, "start" | "end").
+        self.places: dict[tuple[int, str], PlaceLookup] = {}
         self.errors: list[ErrorDetail] = []
         #: Stored rows by external id (loaded for every id the batch defines or mentions).
         self.stored: dict[type[Base], dict[str, Any]] = {}
@@ -187,11 +238,7 @@ class _Importer:
     ) -> None:
         for j, code in enumerate(codes):
             if code not in vocab:
-                self._err(
-                    (section, i, "competences", j),
-                    "unknown_competence",
-                    f"{code!r} is not in the organisation's competence list",
-                )
+                self.errors.append(unknown_competence((section, i, "competences", j), code, vocab))
 
     def validate(self) -> None:
         b = self.b
@@ -210,6 +257,7 @@ class _Importer:
             self._check_ref(("staff", i, "district"), st.district, districts, "district")
             self._check_ref(("staff", i, "team"), st.team, teams, "team")
             self._check_competences("staff", i, st.competences, vocab)
+            self._locate_places(i, st)
         for i, c in enumerate(b.clients):
             self._check_ref(("clients", i, "district"), c.district, districts, "district")
             self._check_ref(("clients", i, "allowed_team"), c.allowed_team, teams, "team")
@@ -225,6 +273,22 @@ class _Importer:
             n = len({e.loc[:2] for e in self.errors})
             msg = f"{n} row(s) of the batch are invalid; nothing was stored"
             raise InvalidInput(msg, self.errors)
+
+    def _locate_places(self, i: int, st: StaffIn) -> None:
+        """Geocode the carer's start and end addresses that come without coordinates."""
+        for which, coords, address in (
+            ("start", st.start, st.start_address),
+            ("end", st.end, st.end_address),
+        ):
+            if coords is not None or address is None:
+                continue
+            found = PlaceLookup("unavailable") if self.locate is None else self.locate(address)
+            if found.status == "matched" and found.lat is not None and found.lon is not None:
+                self.places[(i, which)] = found
+                continue
+            code, msg = _PLACE_PROBLEMS.get(found.status, _PLACE_PROBLEMS["not_found"])
+            ctx = {"candidates": found.candidates} if found.status == "ambiguous" else None
+            self.errors.append(ErrorDetail(("staff", i, f"{which}_address"), code, msg, ctx))
 
     def _validate_visits(
         self,
@@ -298,7 +362,8 @@ class _Importer:
             self.ids[model] = {ext: o.id for ext, o in found.items()}
         self._upsert("districts", District, b.districts, lambda d: {"name": d.name})
         self._upsert("teams", Team, b.teams, self._team_values)
-        self._upsert("staff", Staff, b.staff, self._staff_values)
+        row_of = {id(st): i for i, st in enumerate(b.staff)}
+        self._upsert("staff", Staff, b.staff, lambda st: self._staff_values(row_of[id(st)], st))
         self._upsert("clients", Client, b.clients, self._client_values)
         self._apply_preferred()
         self._upsert("templates", VisitTemplate, b.templates, self._template_values)
@@ -316,19 +381,51 @@ class _Importer:
     def _team_values(self, t: TeamIn) -> dict[str, Any]:
         return {"name": t.name, "district_id": self._id(District, t.district)}
 
-    def _staff_values(self, st: StaffIn) -> dict[str, Any]:
-        end = st.end or st.start
+    def _place(
+        self,
+        i: int,
+        which: str,
+        coords: Any,
+        address: PlaceAddress | None,
+        source: CoordinateSource | None,
+    ) -> tuple[float, float, dict[str, Any] | None, CoordinateSource] | None:
+        """(lat, lon, address JSON, source) of a carer's start or end; None if not given."""
+        stored = None if address is None else address.model_dump(mode="json")
+        if coords is not None:  # the care record's coordinates win
+            return coords.lat, coords.lon, stored, source or CoordinateSource.CARE_RECORD
+        found = self.places.get((i, which))
+        if found is None or stored is None or found.lat is None or found.lon is None:
+            return None
+        stored["geocode_quality"] = round(found.quality, 3)
+        stored["geocode_precision"] = None if found.precision is None else found.precision.value
+        return found.lat, found.lon, stored, CoordinateSource.GEOCODED
+
+    def _staff_values(self, i: int, st: StaffIn) -> dict[str, Any]:
+        start = self._place(i, "start", st.start, st.start_address, st.start_source)
+        if start is None:  # pragma: no cover - validate() refused the row
+            msg = f"staff[{i}] has no start"
+            raise InvalidInput(msg)
+        # Without an end of its own the day ends where it starts (the address is not repeated).
+        end = self._place(i, "end", st.end, st.end_address, st.end_source) or (
+            *start[:2],
+            None,
+            start[3],
+        )
         return {
             "district_id": self._id(District, st.district),
             "team_id": self._id(Team, st.team),
             "name": st.name,
             "competences": sorted(set(st.competences)),
             "travel_mode": st.travel_mode,
-            "start_lat": st.start.lat,
-            "start_lon": st.start.lon,
-            "end_lat": end.lat,
-            "end_lon": end.lon,
+            "start_lat": start[0],
+            "start_lon": start[1],
+            "end_lat": end[0],
+            "end_lon": end[1],
             "active": st.active,
+            "start_address": start[2],
+            "end_address": end[2],
+            "start_source": start[3],
+            "end_source": end[3],
         }
 
     def _client_values(self, c: ClientIn) -> dict[str, Any]:
@@ -348,6 +445,8 @@ class _Importer:
             "allowed_team_id": self._id(Team, c.allowed_team),
             "notes": c.notes,
             "active": c.active,
+            "display_name": c.display_name,
+            "geocode_precision": c.geocode_precision if c.coordinates else None,
         }
 
     def _apply_preferred(self) -> None:
@@ -437,8 +536,13 @@ class _Importer:
         return self.apply()
 
 
-def import_batch(session: Session, org_id: int, batch: ImportBatch) -> ImportResult:
+def import_batch(
+    session: Session, org_id: int, batch: ImportBatch, *, locate: PlaceLocator | None = None
+) -> ImportResult:
     """Validate and upsert ``batch`` for ``org_id``; flushes, never commits.
+
+    ``locate`` geocodes carers' start and end addresses sent without coordinates; without it
+    such a row is refused (``geocoder_unavailable``).
 
     Raises
     ------
@@ -446,4 +550,4 @@ def import_batch(session: Session, org_id: int, batch: ImportBatch) -> ImportRes
         With one :class:`ErrorDetail` per bad field (e.g. ``visits[3].client``) when any row
         refers to something unknown, repeats an external id or uses an unknown competence.
     """
-    return _Importer(session, org_id, batch).run()
+    return _Importer(session, org_id, batch, locate).run()

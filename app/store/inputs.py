@@ -28,7 +28,13 @@ from pydantic import (
 from pydantic.functional_validators import BeforeValidator
 from pydantic_core import PydanticCustomError
 
-from app.store.models import CoordinateSource, Priority, TravelMode, VisitStatus
+from app.store.models import (
+    CoordinateSource,
+    GeocodePrecision,
+    Priority,
+    TravelMode,
+    VisitStatus,
+)
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
 MAX_ROWS = 50_000
@@ -155,6 +161,33 @@ def _fits_some_window(minutes: int, info: ValidationInfo, what: str) -> int:
     return minutes
 
 
+class PlaceAddress(_Row):
+    """An address the care record gives for a place (where a carer's day starts or ends).
+
+    ``geocode_quality`` and ``geocode_precision`` are filled in when the service geocodes the
+    address; send them back as read to keep stored coordinates as they are.
+    """
+
+    street: Text200
+    housenumber: str = Field(default="", max_length=32, description="May be empty.")
+    postcode: str | None = Field(default=None, max_length=32)
+    city: str | None = Field(default=None, max_length=100)
+    geocode_quality: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    geocode_precision: GeocodePrecision | None = None
+
+
+def _place_given(value: PlaceAddress | None, info: ValidationInfo, coordinates: str) -> Any:
+    """Refuse a row that gives neither ``coordinates`` nor the address being validated."""
+    # Only when the coordinates field itself was valid (and absent): a bad one is reported alone.
+    if value is None and coordinates in info.data and info.data[coordinates] is None:
+        raise PydanticCustomError(
+            "place_missing",
+            "give {coordinates} (coordinates) or {coordinates}_address",
+            {"coordinates": coordinates},
+        )
+    return value
+
+
 class DistrictIn(_Row):
     """A district (the unit a plan is made for)."""
 
@@ -184,7 +217,19 @@ class StaffIn(_Row):
                     "competences": ["level3", "insulin"],
                     "travel_mode": "drive",
                     "start": {"lat": 47.1410, "lon": 9.5209},
-                }
+                },
+                {
+                    "external_id": "S-8",
+                    "name": "Jonas Marxer",
+                    "district": "vaduz",
+                    "competences": ["level2"],
+                    "start_address": {
+                        "street": "Aeulestrasse",
+                        "housenumber": "5",
+                        "postcode": "9490",
+                        "city": "Vaduz",
+                    },
+                },
             ]
         }
     )
@@ -195,9 +240,36 @@ class StaffIn(_Row):
     team: ExternalId | None = None
     competences: list[Code] = Field(default_factory=list, max_length=100)
     travel_mode: TravelMode = TravelMode.DRIVE
-    start: Coordinates
-    end: Coordinates | None = Field(default=None, description="Defaults to ``start``.")
+    start: Coordinates | None = Field(
+        default=None, description="Where the day starts; wins over ``start_address``."
+    )
+    end: Coordinates | None = Field(
+        default=None, description="Defaults to ``end_address``, else to the start."
+    )
     active: bool = True
+    start_address: PlaceAddress | None = Field(
+        default=None,
+        validate_default=True,
+        description="Geocoded like a client's address when ``start`` is not given.",
+    )
+    end_address: PlaceAddress | None = Field(
+        default=None, description="Geocoded when ``end`` is not given."
+    )
+    start_source: CoordinateSource | None = Field(
+        default=None, description="Defaults to ``care_record`` when ``start`` is given."
+    )
+    end_source: CoordinateSource | None = Field(
+        default=None, description="Defaults to ``care_record`` when ``end`` is given."
+    )
+
+    @field_validator("start_address")
+    @classmethod
+    def _start_given(cls, value: PlaceAddress | None, info: ValidationInfo) -> Any:
+        return _place_given(value, info, "start")
+
+    def __repr_args__(self) -> Any:
+        # Never the addresses: where a carer lives is personal data.
+        return [("external_id", self.external_id)]
 
 
 class ClientIn(_Row):
@@ -215,6 +287,7 @@ class ClientIn(_Row):
                     "city": "Vaduz",
                     "coordinates": {"lat": 47.1398, "lon": 9.5215},
                     "preferred_carers": ["S-7"],
+                    "display_name": "Mrs. M. Beck",
                 }
             ]
         }
@@ -223,7 +296,11 @@ class ClientIn(_Row):
     external_id: ExternalId
     district: ExternalId
     street: Text200
-    housenumber: str = Field(min_length=1, max_length=32)
+    housenumber: str = Field(
+        default="",
+        max_length=32,
+        description="May be empty: the address is then geocoded to its street.",
+    )
     postcode: str | None = Field(default=None, max_length=32)
     city: str | None = Field(default=None, max_length=100)
     coordinates: Coordinates | None = None
@@ -237,6 +314,22 @@ class ClientIn(_Row):
     )
     notes: str = Field(default="", max_length=10_000)
     active: bool = True
+    display_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The name the carer's route shows. Health data: never logged.",
+        examples=["Mrs. M. Beck"],
+    )
+    geocode_precision: GeocodePrecision | None = Field(
+        default=None,
+        description="Whether geocoded coordinates are the house (``address``) or only its "
+        "street (``street``).",
+    )
+
+    def __repr_args__(self) -> Any:
+        # Never the name, address or notes: reprs end up in logs and tracebacks.
+        return [("external_id", self.external_id)]
 
 
 class BreakIn(_Row):

@@ -112,6 +112,13 @@ class CoordinateSource(enum.StrEnum):
     GEOCODED = "geocoded"
 
 
+class GeocodePrecision(enum.StrEnum):
+    """What a geocoded position stands for: the house itself, or only its street."""
+
+    ADDRESS = "address"
+    STREET = "street"
+
+
 class Priority(enum.StrEnum):
     """Whether a visit must happen on its date or may move."""
 
@@ -237,6 +244,18 @@ class Staff(Base):
     end_lat: Mapped[float] = mapped_column(Float)
     end_lon: Mapped[float] = mapped_column(Float)
     active: Mapped[bool] = mapped_column(default=True)
+    #: Where the day starts and ends as the care record gives it (``street``, ``housenumber``,
+    #: ``postcode``, ``city`` and, once geocoded, ``geocode_quality`` and ``geocode_precision``).
+    #: Personal data: never logged.
+    start_address: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    end_address: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    #: Where ``start_lat``/``start_lon`` (``end_*``) came from; the care record wins.
+    start_source: Mapped[CoordinateSource | None] = mapped_column(
+        _enum(CoordinateSource, "start_source")
+    )
+    end_source: Mapped[CoordinateSource | None] = mapped_column(
+        _enum(CoordinateSource, "end_source")
+    )
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -273,6 +292,12 @@ class Client(Base):
     allowed_team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
     notes: Mapped[str] = mapped_column(Text, default="")
     active: Mapped[bool] = mapped_column(default=True)
+    #: The name the carer's route shows (health data: never logged, never in plans or audit).
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    #: Whether the geocoded position is the house or only its street (None if not geocoded).
+    geocode_precision: Mapped[GeocodePrecision | None] = mapped_column(
+        _enum(GeocodePrecision, "geocode_precision")
+    )
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

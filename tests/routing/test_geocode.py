@@ -8,7 +8,7 @@ from shapely.geometry import Point, Polygon
 from app.domain import Address, LatLon
 from app.routing import AddressQuery, GeocodeStatus, OfflineGeocoder, Region
 from app.routing._osm import _centroid, representative_point
-from app.routing.geocode import distance_m, number_key, number_keys, street_key
+from app.routing.geocode import GeocodePrecision, distance_m, number_key, number_keys, street_key
 
 
 @pytest.mark.parametrize(
@@ -155,7 +155,11 @@ def test_letters_units_and_ranges_find_their_own_object() -> None:
     assert in_range.location == LatLon(lat=60.1700, lon=24.9400)
     assert in_range.quality == pytest.approx(0.8)
     odd = geocoder.geocode(AddressQuery("Mannerheimintie", "17"))  # other side of the street
-    assert odd.status is GeocodeStatus.NOT_FOUND
+    # Not in the range: the street answers, at its nearest number, and says so.
+    assert odd.status is GeocodeStatus.MATCHED
+    assert odd.precision is GeocodePrecision.STREET
+    assert odd.location == LatLon(lat=60.1700, lon=24.9400)
+    assert odd.quality < in_range.quality
 
 
 def test_building_name_in_the_street_tag() -> None:

@@ -12,9 +12,10 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel
 
 from app.api import authz
-from app.api.deps import Reader, SessionDep, Writer
+from app.api.deps import Reader, SessionDep, SettingsDep, Writer
 from app.api.errors import ErrorBody
 from app.errors import ErrorDetail, InvalidInput, NotFound
+from app.planning.geocoding import region_place_locator
 from app.store import audit, importing
 from app.store.inputs import ImportBatch, PlanningDate
 from app.store.repositories import DateFilter, Row
@@ -73,6 +74,7 @@ def add_item_routes(
         response: Response,
         principal: Writer,
         session: SessionDep,
+        settings: SettingsDep,
     ) -> Any:
         authz.ensure_org_wide(principal)
         if body.external_id != external_id:  # type: ignore[attr-defined]
@@ -87,11 +89,14 @@ def add_item_routes(
             existed = False
         try:
             result = importing.import_batch(
-                session, principal.org_id, ImportBatch.model_validate({section: [body]})
+                session,
+                principal.org_id,
+                ImportBatch.model_validate({section: [body]}),
+                locate=region_place_locator(settings.region_file, settings.osm_cache_dir),
             )
         except InvalidInput as exc:
             # Report field paths relative to the body, not to a one-row batch.
-            details = [ErrorDetail(d.loc[2:] or d.loc, d.code, d.msg) for d in exc.details]
+            details = [ErrorDetail(d.loc[2:] or d.loc, d.code, d.msg, d.ctx) for d in exc.details]
             raise InvalidInput(exc.message, details) from exc
         counts = result.sections[section]
         if counts.created or counts.updated:

@@ -7,10 +7,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from app.api import authz
-from app.api.deps import SessionDep, Writer
+from app.api.deps import SessionDep, SettingsDep, Writer
 from app.api.errors import ErrorBody
 from app.api.idempotency import IdempotencyKeyHeader, run_idempotent
 from app.api.routing import StrictJSONRoute
+from app.planning.geocoding import region_place_locator
 from app.store import audit, importing
 from app.store.inputs import ImportBatch
 
@@ -63,6 +64,7 @@ def import_care_records(
     request: Request,
     principal: Writer,
     session: SessionDep,
+    settings: SettingsDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> ImportReport | JSONResponse:
     """Create or update every row of the batch by its `external_id`, all or nothing.
@@ -81,7 +83,8 @@ def import_care_records(
     authz.ensure_org_wide(principal)
 
     def work() -> ImportReport:
-        result = importing.import_batch(session, principal.org_id, batch)
+        locate = region_place_locator(settings.region_file, settings.osm_cache_dir)
+        result = importing.import_batch(session, principal.org_id, batch, locate=locate)
         report = _report(result)
         audit.record(
             session,

@@ -9,6 +9,7 @@ from app.api.deps import Reader, SessionDep, SettingsDep, Writer
 from app.api.errors import ErrorBody
 from app.api.plan_schemas import (
     Coordinates,
+    GeocodeCandidate,
     GeocodeItem,
     GeocodeOut,
     GeocodeRequest,
@@ -50,7 +51,9 @@ def geocode_clients(
 ) -> GeocodeOut:
     """Look up clients' addresses in the region's offline index and store matched coordinates.
 
-    Care-record coordinates are never replaced. Ambiguous and unknown addresses are reported and
+    Care-record coordinates are never replaced. An address whose house number is missing or not
+    in the index gets its street's position, stored with `precision: street`, a lower `quality`
+    and the `candidates` it came from. Ambiguous addresses and unknown streets are reported and
     stay without coordinates (their visits are unassigned with reason `not_geocoded`).
     Storing coordinates writes care data, so this needs an organisation-wide credential
     (admin or API key; 403 for planners, like every other care-data write).
@@ -72,13 +75,27 @@ def geocode_clients(
             client=o.client,
             status=o.status.value,
             quality=o.quality,
+            precision=o.precision.value,
             stored=o.stored,
             coordinates=None
             if o.lat is None or o.lon is None
             else Coordinates(lat=o.lat, lon=o.lon),
+            candidates=[]
+            if o.status is GeocodeStatus.MATCHED and o.precision.value == "address"
+            else [
+                GeocodeCandidate(
+                    street=c.street,
+                    housenumber=c.housenumber,
+                    postcode=c.postcode,
+                    city=c.city,
+                    coordinates=Coordinates(lat=c.location.lat, lon=c.location.lon),
+                )
+                for c in o.candidates[:10]
+            ],
         )
         for o in outcomes
     ]
+    street = sum(1 for o in outcomes if o.stored and o.precision.value == "street")
     counts = {s: sum(1 for o in outcomes if o.status is s) for s in GeocodeStatus}
     audit.record(
         session,
@@ -87,11 +104,12 @@ def geocode_clients(
         action="clients.geocoded",
         target_type="district" if body.district else "organisation",
         target_id=body.district,
-        details={s.value: n for s, n in counts.items()},
+        details={**{s.value: n for s, n in counts.items()}, "street": street},
     )
     return GeocodeOut(
         items=items,
         matched=counts[GeocodeStatus.MATCHED],
         ambiguous=counts[GeocodeStatus.AMBIGUOUS],
         not_found=counts[GeocodeStatus.NOT_FOUND],
+        street=street,
     )
