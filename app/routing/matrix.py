@@ -11,6 +11,9 @@ import numpy as np
 from app.domain import UNREACHABLE, TravelMatrix
 from app.routing.network import F64, I64, NO_PATH, ModeNetwork, Positions
 
+#: Row entries computed at once (x 8 bytes, twice while converting): bounds a matrix's memory.
+_CHUNK_ENTRIES = 1 << 23
+
 
 @dataclass(frozen=True, slots=True)
 class Anchors:
@@ -110,15 +113,18 @@ class RowCache:
                 else:
                     self._rows.move_to_end(s)
                     out[i] = row[targets]
-        if missing:
-            fresh = self._network.rows(sources[missing])
-            out[missing] = fresh[:, targets]
+        # Full rows of a large graph are big (8 bytes a node): compute them a chunk at a time.
+        step = max(1, _CHUNK_ENTRIES // max(1, self._network.node_count))
+        for lo in range(0, len(missing), step):
+            part = missing[lo : lo + step]
+            fresh = self._network.rows(sources[part])
+            out[part] = fresh[:, targets]
             with self._lock:
-                for i, row in zip(missing, fresh, strict=True):
+                for i, row in zip(part, fresh, strict=True):
                     self._rows[int(sources[i])] = row
                 while len(self._rows) > self._max_rows:
                     self._rows.popitem(last=False)
-                self.computed += len(missing)
+                self.computed += len(part)
         return out
 
 
