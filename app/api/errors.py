@@ -39,6 +39,7 @@ STATUS: dict[type[e.DomainError], int] = {
     e.GeocodingFailed: 422,
     e.Unroutable: 422,
     e.InfeasibleVisit: 422,
+    e.RegionUnavailable: 503,
 }
 
 _HTTP_CODES = {
