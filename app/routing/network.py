@@ -74,23 +74,23 @@ def search_bits(time_ds: I64, len_dm: I64, diameter_ds: int | None) -> int:
     """
     if diameter_ds is None or len(time_ds) == 0:
         return 0
-    ratio = int(-(-len_dm // time_ds).max())  # ceil: every path's length <= ratio * time
+    ratio = int((-(-len_dm // time_ds)).max())  # ceil: every path's length <= ratio * time
     bits = (ratio * max(1, diameter_ds)).bit_length()
     if max(1, diameter_ds).bit_length() + bits > _FLOAT_EXACT_BITS:
         return 0
     return bits
 
 
-def diameter_bound(csr_time: csr_matrix) -> int | None:
+def diameter_bound(csr_time: csr_matrix, hub: int = 0) -> int | None:
     """Bound on the fastest time between any two nodes; None unless strongly connected.
 
     For a hub ``h``: ``d(a, b) <= d(a, h) + d(h, b)``, so the largest time to ``h`` plus the
-    largest time from ``h`` bounds every pair. Two Dijkstra runs.
+    largest time from ``h`` bounds every pair (tightest for a central hub). Two Dijkstra runs.
     """
     if csr_time.shape[0] == 0:
         return 0
-    forward = dijkstra(csr_time, directed=True, indices=0)
-    backward = dijkstra(csr_time.T.tocsr(), directed=True, indices=0)
+    forward = dijkstra(csr_time, directed=True, indices=hub)
+    backward = dijkstra(csr_time.T.tocsr(), directed=True, indices=hub)
     if not (np.isfinite(forward).all() and np.isfinite(backward).all()):
         return None
     return int(forward.max()) + int(backward.max())
@@ -178,7 +178,9 @@ class ModeNetwork:
         np.add.at(indptr, edge_u[best] + 1, 1)
         indptr = np.cumsum(indptr)
         by_time = csr_matrix((time_ds[best].astype(np.float64), edge_v[best], indptr), shape=(n, n))
-        bits = search_bits(time_ds, len_dm, diameter_bound(by_time))
+        middle = np.hypot(node_lon - node_lon.mean(), node_lat - node_lat.mean())
+        diameter = diameter_bound(by_time, hub=int(np.argmin(middle)) if n else 0)
+        bits = search_bits(time_ds, len_dm, diameter)
         weight = (time_ds << bits) + len_dm if bits else time_ds
         arrays: dict[str, Any] = {
             "node_ids": np.array(osm_ids, dtype=np.int64),
@@ -201,6 +203,7 @@ class ModeNetwork:
         }
         meta = {
             "bits": bits,
+            "diameter_ds": diameter,
             "lat0": float(node_lat.mean()) if n else 0.0,
             "lon0": float(node_lon.mean()) if n else 0.0,
         }
@@ -221,6 +224,12 @@ class ModeNetwork:
         return cls(arrays, meta)
 
     # -- geometry helpers -------------------------------------------------------------------
+
+    def central_node(self) -> int:
+        """Index of the node nearest the mean coordinate (a good hub for bounds)."""
+        if self.node_count == 0:
+            return 0
+        return int(np.argmin(np.hypot(self.node_lon - self.lon0, self.node_lat - self.lat0)))
 
     @property
     def node_count(self) -> int:

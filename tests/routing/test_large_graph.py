@@ -84,7 +84,9 @@ def _longest_fastest(graph: nx.MultiDiGraph, best: dict[int, tuple[int, int]]) -
     return longest
 
 
-@pytest.mark.parametrize(("seed", "speeds"), [(1, (30.0, 30.0, 50.0)), (2, (4.5,))])
+@pytest.mark.parametrize(
+    ("seed", "speeds"), [(1, (30.0, 30.0, 50.0)), (2, (4.5,)), (3, (4.5, 110.0))]
+)
 def test_grid_past_the_old_overflow_point_loads_and_routes_exactly(
     seed: int, speeds: tuple[float, ...]
 ) -> None:
