@@ -20,14 +20,15 @@ import time
 from pathlib import Path
 
 from app.domain import UNREACHABLE, TravelMode
-from app.routing import Region, load_region
+from app.routing import Region, RoutingSettings, load_region
 from bench._grid import write_grid_city
 from bench._routing_points import sample_points
 
 _WARM_PROCESS = (
     "import sys, time; t = time.perf_counter(); from pathlib import Path; "
-    "from app.routing import load_region; "
-    "load_region(Path(sys.argv[1]), modes=sys.argv[2].split(','), cache_dir=Path(sys.argv[3])); "
+    "from app.routing import RoutingSettings, load_region; "
+    "load_region(Path(sys.argv[1]), modes=sys.argv[2].split(','), cache_dir=Path(sys.argv[3]), "
+    "settings=RoutingSettings(matrix_engine=sys.argv[4])); "
     "print(time.perf_counter() - t)"
 )
 
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     parser.add_argument("--points", type=int, default=1000)
     parser.add_argument("--new", type=int, default=10, help="locations added for the re-plan")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--engine", choices=["auto", "cch", "dijkstra"], default="auto", help="matrix engine"
+    )
     args = parser.parse_args(argv)
     modes = [TravelMode(m.strip()) for m in args.mode.split(",") if m.strip()]
 
@@ -57,18 +61,19 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
 def _run(
     osm: Path, modes: list[TravelMode], cache: Path, args: argparse.Namespace
 ) -> list[dict[str, object]]:
+    settings = RoutingSettings(matrix_engine=args.engine)
     t0 = time.perf_counter()
-    cold = load_region(osm, modes=modes, cache_dir=cache)
+    cold = load_region(osm, modes=modes, cache_dir=cache, settings=settings)
     cold_all_s = time.perf_counter() - t0
     cold_status = cold.status()["modes"]
     del cold
 
     t0 = time.perf_counter()
-    region = load_region(osm, modes=modes, cache_dir=cache)
+    region = load_region(osm, modes=modes, cache_dir=cache, settings=settings)
     warm_load_s = time.perf_counter() - t0
     names = ",".join(m.value for m in modes)
     proc = subprocess.run(
-        [sys.executable, "-c", _WARM_PROCESS, str(osm), names, str(cache)],
+        [sys.executable, "-c", _WARM_PROCESS, str(osm), names, str(cache), args.engine],
         capture_output=True,
         text=True,
         check=True,
@@ -82,6 +87,7 @@ def _run(
             "osm": osm.name,
             "mode": mode.value,
             "modes": [m.value for m in modes],
+            "engine": status["engine"],
             "points": args.points,
             "nodes": status["nodes"],
             "edges": status["edges"],

@@ -147,14 +147,16 @@ class CCHEngine:
         self._cch = rk.CCH(order.tolist(), tails.tolist(), heads.tolist(), False)
         self._metric = rk.CCHMetric(self._cch, weights.tolist())
         self._max_entries = max(1, max_entries)
-        self._columns: dict[int, int] = {}
-        self._rows: OrderedDict[int, I64] = OrderedDict()
-        self._entries = 0
+        self._columns: dict[int, int] = {}  # target node -> column of the cache
+        self._slots: dict[int, int] = {}  # source node -> row of the cache
+        self._data = np.full((0, 0), -1, dtype=np.int64)  # -1: not computed
+        self._used = np.zeros(0, dtype=np.int64)  # last use of each row (for LRU)
+        self._tick = 0
         self._lock = threading.Lock()
         self.computed = 0
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._slots)
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -191,19 +193,16 @@ class CCHEngine:
         """
         src, tgt = sources.tolist(), targets.tolist()
         with self._lock:
-            for t in tgt:
-                self._columns.setdefault(t, len(self._columns))
-            cols = np.array([self._columns[t] for t in tgt], dtype=np.int64)
+            cols = np.array([self._columns.setdefault(t, len(self._columns)) for t in tgt])
+            cols = cols.astype(np.int64).reshape(-1)
+            slots = np.array([self._slots.get(s, -1) for s in src], dtype=np.int64)
             out = np.full((len(src), len(tgt)), -1, dtype=np.int64)
-            for i, s in enumerate(src):
-                row = self._rows.get(s)
-                if row is not None:
-                    self._rows.move_to_end(s)
-                    inside = cols < len(row)
-                    out[i, inside] = row[cols[inside]]
+            known = slots >= 0
+            inside = cols < self._data.shape[1]
+            if known.any() and inside.any():
+                out[np.ix_(known, inside)] = self._data[np.ix_(slots[known], cols[inside])]
         unknown = out < 0
-        by_row = unknown.sum(axis=1)
-        fresh_rows = np.flatnonzero(by_row * 2 > len(tgt))
+        fresh_rows = np.flatnonzero(unknown.sum(axis=1) * 2 > len(tgt))
         if len(fresh_rows):
             out[fresh_rows] = self._rows_to([src[i] for i in fresh_rows], tgt)
             unknown[fresh_rows] = False
@@ -213,28 +212,41 @@ class CCHEngine:
             block = self._columns_from([src[i] for i in need_rows], [tgt[j] for j in need_cols])
             sub = out[np.ix_(need_rows, need_cols)]
             out[np.ix_(need_rows, need_cols)] = np.where(sub < 0, block, sub)
-        self._store(src, cols, out)
         self.computed += int(unknown.sum()) + len(fresh_rows) * len(tgt)
+        self._store(src, cols, out)
         return out
 
     def _store(self, src: list[int], cols: I64, values: I64) -> None:
+        """Keep ``values`` (rows ``src``, cache columns ``cols``); least recently used rows go."""
         with self._lock:
-            width = len(self._columns)
-            for i, s in enumerate(src):
-                row = self._rows.get(s)
-                if row is None or len(row) < width:
-                    grown = np.full(max(width, 2 * (0 if row is None else len(row))), -1, np.int64)
-                    if row is not None:
-                        grown[: len(row)] = row
-                        self._entries -= len(row)
-                    row = grown
-                    self._entries += len(row)
-                row[cols] = values[i]
-                self._rows[s] = row
-                self._rows.move_to_end(s)
-            while self._entries > self._max_entries and len(self._rows) > 1:
-                _, dropped = self._rows.popitem(last=False)
-                self._entries -= len(dropped)
+            rows, width = self._data.shape
+            need_width = len(self._columns)
+            new = [s for s in dict.fromkeys(src) if s not in self._slots]
+            if need_width > width or len(self._slots) + len(new) > rows:
+                grown_w = max(need_width, 2 * width)
+                grown_r = max(len(self._slots) + len(new), 2 * rows)
+                data = np.full((grown_r, grown_w), -1, dtype=np.int64)
+                data[:rows, :width] = self._data
+                used = np.zeros(grown_r, dtype=np.int64)
+                used[:rows] = self._used
+                self._data, self._used = data, used
+            free = sorted(set(range(self._data.shape[0])) - set(self._slots.values()))
+            for s, slot in zip(new, free, strict=False):
+                self._slots[s] = slot
+                self._data[slot] = -1
+            slots = np.array([self._slots[s] for s in src], dtype=np.int64)
+            self._data[np.ix_(slots, cols)] = values
+            self._tick += 1
+            self._used[slots] = self._tick
+            self._evict()
+
+    def _evict(self) -> None:
+        budget_rows = max(1, self._max_entries // max(1, self._data.shape[1]))
+        if len(self._slots) <= budget_rows:
+            return
+        by_age = sorted(self._slots.items(), key=lambda item: self._used[item[1]])
+        for node, _ in by_age[: len(self._slots) - budget_rows]:
+            del self._slots[node]
 
 
 def _time_csr(network: ModeNetwork) -> Any:
