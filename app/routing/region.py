@@ -156,6 +156,7 @@ class Region:
                 "build_s": meta.get("build_s"),
                 "cached_rows": len(state.rows),
                 "engine": getattr(state.rows, "name", "dijkstra"),
+                "length_unit_dm": getattr(state.rows, "unit_dm", 1),
             }
         return {
             "source": str(self.source),

@@ -82,3 +82,17 @@ def test_packing_keeps_every_path_below_the_engine_infinity(diameter: int) -> No
     if unit > 1:  # the unit doubles only when the finer one does not fit
         finer = np.rint(len_dm / (unit // 2)).astype(np.int64)
         assert (diameter + 1) * (int((finer * diameter // time_ds).max()) + 1) >= (1 << 31) - 1
+
+
+def test_cch_pair_cache_keeps_its_budget_and_drops_the_least_recently_used_rows() -> None:
+    graph = _grid(12, 6)
+    net = ModeNetwork.from_graph(graph, [])
+    targets = np.arange(40, dtype=np.int64)
+    engine = CCHEngine(net, None, max_entries=40 * 10)  # room for ~10 rows of 40 targets
+    first = engine.table(np.arange(10, dtype=np.int64), targets)
+    engine.table(np.arange(50, 60, dtype=np.int64), targets)  # pushes the first rows out
+    assert len(engine) <= 10
+    before = engine.computed
+    again = engine.table(np.arange(10, dtype=np.int64), targets)
+    assert engine.computed > before  # recomputed, and still the same figures
+    np.testing.assert_array_equal(again, first)
