@@ -106,6 +106,12 @@ class InfeasibleVisit(DomainError):
     code = "infeasible_visit"
 
 
+class RegionUnavailable(DomainError):
+    """The road network and address index could not be loaded; the message says why."""
+
+    code = "region_unavailable"
+
+
 class PlanConflict(Conflict):
     """A plan change was based on a version that is no longer current."""
 

@@ -11,7 +11,9 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.domain import TravelMode
 
 #: The project root (the directory holding pyproject.toml).
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +48,13 @@ class Settings(DatabaseSettings):
         description="The .osm.pbf/.osm extract that travel times and geocoding are built from.",
     )
     osm_cache_dir: Path = PROJECT_ROOT / "osm_cache"
+    #: Travel modes whose road graphs are built and loaded (``REGION_MODES=drive`` or
+    #: ``drive,bike,walk``): a large region builds and holds only what its teams use.
+    region_modes: Annotated[tuple[TravelMode, ...], NoDecode] = (
+        TravelMode.DRIVE,
+        TravelMode.BIKE,
+        TravelMode.WALK,
+    )
     data_dir: Path = PROJECT_ROOT / "data"
     default_timezone: str = "Europe/Vaduz"
     solver_time_limit_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
@@ -116,6 +125,18 @@ class Settings(DatabaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             msg = f"unknown IANA timezone {value!r}"
             raise ValueError(msg) from exc
+        return value
+
+    @field_validator("region_modes", mode="before")
+    @classmethod
+    def _modes_from_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, (list, tuple)):
+            if not value:
+                msg = "REGION_MODES needs at least one of drive, bike, walk"
+                raise ValueError(msg)
+            return tuple(dict.fromkeys(value))
         return value
 
     @field_validator("region_file", "osm_cache_dir", "data_dir")

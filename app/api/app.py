@@ -15,10 +15,11 @@ from app.api import errors, metrics, ratelimit
 from app.api.deps import PrincipalCache
 from app.api.middleware import BodySizeLimit, RequestContext
 from app.api.routers import ROUTERS
+from app.errors import RegionUnavailable
 from app.jobs.backend import JobBackend
 from app.jobs.runner import InProcessBackend
 from app.notify.delivery import DeliveryLoop
-from app.planning.pool import get_pool, get_region, loaded_region
+from app.planning.pool import get_pool, get_region, region_state
 from app.planning.views import RouteCache
 from app.settings import Settings
 from app.store.db import make_engine, make_sessionmaker
@@ -129,7 +130,12 @@ def _job_backend(settings: Settings, factory: sessionmaker[Session]) -> JobBacke
     return InProcessBackend(
         factory,
         settings,
-        lambda: get_pool(settings.region_file, settings.osm_cache_dir, settings.planning_workers),
+        lambda: get_pool(
+            settings.region_file,
+            settings.osm_cache_dir,
+            settings.planning_workers,
+            settings.region_modes,
+        ),
     )
 
 
@@ -137,19 +143,22 @@ _log = logging.getLogger(__name__)
 
 
 def _start_region_warmup(app: FastAPI, settings: Settings) -> None:
-    """Load the region on a daemon thread; ``/readyz`` reports the region "loading" until done.
+    """Load the region on a daemon thread; ``/readyz`` reports "loading", then "ok" or "failed".
 
     A cold ``osm_cache`` builds the road graphs first (15-30 s), which must neither delay the
     liveness probe nor block shutdown, hence a daemon thread rather than the event loop's executor.
+    A failure is kept with its reason (``/readyz`` and every region call say it; it is not retried
+    per request).
     """
     region_file, cache_dir = settings.region_file, settings.osm_cache_dir
-    app.state.region_ready = lambda: loaded_region(region_file, cache_dir) is not None
+    modes = settings.region_modes
+    app.state.region_ready = lambda: region_state(region_file, cache_dir, modes)
 
     def warm() -> None:
         try:
-            get_region(region_file, cache_dir)
-        except Exception as exc:  # reported by /readyz staying "loading"; the log says why
-            _log.warning("region warm-up failed: %s", type(exc).__name__)
+            get_region(region_file, cache_dir, modes)
+        except RegionUnavailable as exc:  # kept by the pool; /readyz reports it
+            _log.warning("region warm-up failed: %s", exc.message)
 
     threading.Thread(target=warm, name="region-warmup", daemon=True).start()
 

@@ -42,6 +42,7 @@ STATUS: dict[type[e.DomainError], int] = {
     e.GeocodingFailed: 422,
     e.Unroutable: 422,
     e.InfeasibleVisit: 422,
+    e.RegionUnavailable: 503,
 }
 
 _HTTP_CODES = {

@@ -38,7 +38,10 @@ class QueueRunner(InProcessBackend):
             factory,
             settings,
             lambda: get_pool(
-                settings.region_file, settings.osm_cache_dir, settings.planning_workers
+                settings.region_file,
+                settings.osm_cache_dir,
+                settings.planning_workers,
+                settings.region_modes,
             ),
         )
         self.queue_app = queue_app

@@ -137,10 +137,7 @@ def _matrix(
         return region.matrix(mode, points)
     stand_in = next((p for i, p in enumerate(points) if i not in bad), None)
     if stand_in is None:
-        n = len(points)
-        full = np.full((n, n), UNREACHABLE, dtype=np.int64)
-        np.fill_diagonal(full, 0)
-        return TravelMatrix(full, full.copy())
+        return _all_unreachable(len(points))
     usable = [stand_in if i in bad else p for i, p in enumerate(points)]
     m = region.matrix(mode, usable)
     durations, distances = m.durations.copy(), m.distances.copy()
@@ -150,6 +147,12 @@ def _matrix(
             arr[:, i] = UNREACHABLE
             arr[i, i] = 0
     return TravelMatrix(durations, distances)
+
+
+def _all_unreachable(n: int) -> TravelMatrix:
+    full = np.full((n, n), UNREACHABLE, dtype=np.int64)
+    np.fill_diagonal(full, 0)
+    return TravelMatrix(full, full.copy())
 
 
 def build_problem(inp: PlanInput, region: Region) -> BuiltProblem:
@@ -182,7 +185,19 @@ def build_problem(inp: PlanInput, region: Region) -> BuiltProblem:
     matrices: dict[str, TravelMatrix] = {}
     unreachable: dict[str, list[str]] = {}
     warnings: list[str] = []
+    loaded = {m.value for m in region.modes}
     for mode in modes:
+        if mode not in loaded:
+            # REGION_MODES left this mode out: its carers cannot travel, nobody is moved to
+            # another mode behind the planner's back.
+            matrices[mode] = _all_unreachable(len(points))
+            warnings += [
+                f"staff {sh.staff} travels by {mode}, which this region does not load "
+                "(REGION_MODES); that route stays empty."
+                for sh in inp.shifts
+                if staff[sh.staff].mode == mode
+            ]
+            continue
         matrices[mode], bad = safe_matrix(region, mode, points)
         for i, why in bad.items():
             label = labels[i]

@@ -20,11 +20,13 @@ import atexit
 import logging
 import multiprocessing
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from app.domain import TravelMode
+from app.errors import RegionUnavailable
 from app.planning.compute import PlanResult, compute_plan
 from app.planning.inputs import PlanInput, PlanOptions
 from app.routing import ALL_MODES, Region, load_region
@@ -32,8 +34,11 @@ from app.routing import ALL_MODES, Region, load_region
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
-_regions: dict[tuple[Path, Path], Region] = {}
-_pools: dict[tuple[Path, Path, int], SolverPool] = {}
+_RegionKey = tuple[Path, Path, tuple[TravelMode, ...]]
+_regions: dict[_RegionKey, Region] = {}
+#: Why a region could not be loaded: kept, so a failed build is not retried on every request.
+_failures: dict[_RegionKey, str] = {}
+_pools: dict[tuple[Path, Path, tuple[TravelMode, ...], int], SolverPool] = {}
 
 T = TypeVar("T")
 
@@ -41,28 +46,67 @@ T = TypeVar("T")
 _worker_region: Region | None = None
 
 
-def get_region(region_file: Path, cache_dir: Path) -> Region:
-    """The region of ``region_file`` with every travel mode, loaded once per process."""
-    key = (Path(region_file).resolve(), Path(cache_dir).resolve())
+def _region_key(
+    region_file: Path, cache_dir: Path, modes: Iterable[TravelMode | str]
+) -> _RegionKey:
+    wanted = tuple(dict.fromkeys(TravelMode(m) for m in modes))
+    return (Path(region_file).resolve(), Path(cache_dir).resolve(), wanted)
+
+
+def get_region(
+    region_file: Path, cache_dir: Path, modes: Iterable[TravelMode | str] = ALL_MODES
+) -> Region:
+    """The region of ``region_file`` with ``modes``, loaded once per process.
+
+    Raises
+    ------
+    RegionUnavailable
+        Loading failed, now or on an earlier call (the failure is kept: a region that cannot be
+        built is not rebuilt per request; restart the process after fixing the cause).
+    """
+    key = _region_key(region_file, cache_dir, modes)
     with _lock:
         region = _regions.get(key)
-        if region is None:
-            region = load_region(key[0], modes=ALL_MODES, cache_dir=key[1])
-            _regions[key] = region
+        if region is not None:
+            return region
+        if key in _failures:
+            raise RegionUnavailable(_failures[key])
+        try:
+            region = load_region(key[0], modes=key[2], cache_dir=key[1])
+        except Exception as exc:  # any failure: kept and reported, never retried per call
+            reason = f"the region could not be loaded: {type(exc).__name__}: {exc}"
+            _failures[key] = reason
+            log.error("region %s failed to load: %s", key[0].name, type(exc).__name__)
+            raise RegionUnavailable(reason) from exc
+        _regions[key] = region
         return region
 
 
-def loaded_region(region_file: Path, cache_dir: Path) -> Region | None:
+def region_state(
+    region_file: Path, cache_dir: Path, modes: Iterable[TravelMode | str] = ALL_MODES
+) -> tuple[str, str | None]:
+    """``("ok", None)``, ``("loading", None)`` or ``("failed", reason)``; never loads."""
+    key = _region_key(region_file, cache_dir, modes)
+    if key in _regions:
+        return "ok", None
+    failure = _failures.get(key)
+    if failure is not None:
+        return "failed", failure
+    return "loading", None
+
+
+def loaded_region(
+    region_file: Path, cache_dir: Path, modes: Iterable[TravelMode | str] = ALL_MODES
+) -> Region | None:
     """The region if this process has loaded it already, else None (never loads)."""
-    key = (Path(region_file).resolve(), Path(cache_dir).resolve())
-    with _lock:
-        return _regions.get(key)
+    key = _region_key(region_file, cache_dir, modes)
+    return _regions.get(key)
 
 
-def _init_worker(region_file: Path, cache_dir: Path) -> None:
+def _init_worker(region_file: Path, cache_dir: Path, modes: tuple[TravelMode, ...]) -> None:
     global _worker_region
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    _worker_region = get_region(region_file, cache_dir)
+    _worker_region = get_region(region_file, cache_dir, modes)
 
 
 def _compute_in_worker(inp: PlanInput, options: PlanOptions) -> PlanResult:
@@ -90,10 +134,17 @@ def _context() -> multiprocessing.context.BaseContext:
 class SolverPool:
     """Worker processes that compute plans; each holds the region in memory."""
 
-    def __init__(self, region_file: Path, cache_dir: Path, workers: int) -> None:
+    def __init__(
+        self,
+        region_file: Path,
+        cache_dir: Path,
+        workers: int,
+        modes: tuple[TravelMode, ...] = ALL_MODES,
+    ) -> None:
         self.region_file = Path(region_file)
         self.cache_dir = Path(cache_dir)
         self.workers = workers
+        self.modes = modes
         self._lock = threading.Lock()
         self._executor = self._new()
 
@@ -102,7 +153,7 @@ class SolverPool:
             max_workers=self.workers,
             mp_context=_context(),
             initializer=_init_worker,
-            initargs=(self.region_file, self.cache_dir),
+            initargs=(self.region_file, self.cache_dir, self.modes),
         )
 
     def submit(self, inp: PlanInput, options: PlanOptions) -> Future[PlanResult]:
@@ -139,13 +190,19 @@ class SolverPool:
             self._executor.shutdown(wait=True, cancel_futures=True)
 
 
-def get_pool(region_file: Path, cache_dir: Path, workers: int) -> SolverPool:
+def get_pool(
+    region_file: Path,
+    cache_dir: Path,
+    workers: int,
+    modes: Iterable[TravelMode | str] = ALL_MODES,
+) -> SolverPool:
     """The process's solver pool for these settings (created on first use)."""
-    key = (Path(region_file).resolve(), Path(cache_dir).resolve(), workers)
+    region_key = _region_key(region_file, cache_dir, modes)
+    key = (*region_key, workers)
     with _lock:
         pool = _pools.get(key)
         if pool is None:
-            pool = SolverPool(key[0], key[1], workers)
+            pool = SolverPool(key[0], key[1], workers, region_key[2])
             _pools[key] = pool
         return pool
 

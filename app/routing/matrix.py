@@ -1,14 +1,13 @@
-"""Many-to-many travel matrices on a :class:`ModeNetwork`, with a row cache keyed by graph node."""
+"""Many-to-many travel matrices on a :class:`ModeNetwork` over an engine's node-to-node tables."""
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
 from app.domain import UNREACHABLE, TravelMatrix
+from app.routing.engines import PathTable
 from app.routing.network import F64, I64, NO_PATH, ModeNetwork, Positions
 
 
@@ -85,44 +84,7 @@ def along_edge(network: ModeNetwork, origins: Anchors, targets: Anchors, i: I64,
     return np.where(targets.positions.edge[j] == e, cost, NO_PATH)
 
 
-class RowCache:
-    """Thread-safe LRU of shortest-path rows (encoded weights to every node) per source node."""
-
-    def __init__(self, network: ModeNetwork, max_rows: int) -> None:
-        self._network = network
-        self._max_rows = max(1, max_rows)
-        self._rows: OrderedDict[int, I64] = OrderedDict()
-        self._lock = threading.Lock()
-        self.computed = 0
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def columns(self, sources: I64, targets: I64) -> I64:
-        """Encoded weights from each source node to each target node (``len(s) x len(t)``)."""
-        out = np.empty((len(sources), len(targets)), dtype=np.int64)
-        missing: list[int] = []
-        with self._lock:
-            for i, s in enumerate(sources.tolist()):
-                row = self._rows.get(s)
-                if row is None:
-                    missing.append(i)
-                else:
-                    self._rows.move_to_end(s)
-                    out[i] = row[targets]
-        if missing:
-            fresh = self._network.rows(sources[missing])
-            out[missing] = fresh[:, targets]
-            with self._lock:
-                for i, row in zip(missing, fresh, strict=True):
-                    self._rows[int(sources[i])] = row
-                while len(self._rows) > self._max_rows:
-                    self._rows.popitem(last=False)
-                self.computed += len(missing)
-        return out
-
-
-def travel_matrix(network: ModeNetwork, anchors: Anchors, cache: RowCache) -> TravelMatrix:
+def travel_matrix(network: ModeNetwork, anchors: Anchors, cache: PathTable) -> TravelMatrix:
     """Durations (s) and distances (m) between every pair of anchored points.
 
     The diagonal and pairs at the very same given coordinates are 0; any other pair pays both
@@ -135,7 +97,7 @@ def travel_matrix(network: ModeNetwork, anchors: Anchors, cache: RowCache) -> Tr
 
 
 def extend_matrix(
-    network: ModeNetwork, old: Anchors, new: Anchors, matrix: TravelMatrix, cache: RowCache
+    network: ModeNetwork, old: Anchors, new: Anchors, matrix: TravelMatrix, cache: PathTable
 ) -> TravelMatrix:
     """``matrix`` over ``old`` grown by the points ``new``, computing only the new rows/columns."""
     if matrix.size != len(old):
@@ -176,7 +138,7 @@ def concat(a: Anchors, b: Anchors) -> Anchors:
 
 
 def travel_block(
-    network: ModeNetwork, origins: Anchors, targets: Anchors, cache: RowCache
+    network: ModeNetwork, origins: Anchors, targets: Anchors, cache: PathTable
 ) -> tuple[I64, I64]:
     """Durations and distances from every point of ``origins`` to every point of ``targets``.
 
@@ -189,7 +151,7 @@ def travel_block(
     exits, tgt_idx = np.unique(targets.exit_nodes, return_inverse=True)
     src_idx = src_idx.reshape(n, 2)
     tgt_idx = tgt_idx.reshape(m, 2)
-    sub = cache.columns(sources, exits)
+    sub = cache.table(sources, exits)
     # Cheapest way from each source node into each target, then from each origin's entries.
     into = np.minimum(
         sub[:, tgt_idx[:, 0]] + targets.exit_costs[:, 0][None, :],

@@ -1,10 +1,19 @@
 """Array form of one mode's graph: CSR adjacency, edge geometry, snapping and shortest-path rows.
 
-Weights are encoded so that one Dijkstra run yields both figures of the fastest path: an edge
-weighs ``time_ds << bits | length_dm`` (tenths of a second, decimetres). The sum of encoded
-weights along a path is exact in float64 (all integers stay below 2**53), minimising it
-minimises time and breaks ties by length, and the length field never carries into the time
-field because ``bits`` is chosen above twice the total length of the graph.
+One Dijkstra run yields both figures of the fastest path. Inside the search an edge weighs
+``time_ds << bits | length_dm`` (tenths of a second, decimetres): minimising the sum minimises
+time and breaks ties by length. ``bits`` comes from a proven bound, not from the size of the
+graph: every fastest path takes at most ``D`` (a bound on the graph's time diameter, from one
+forward and one backward search through a node of the strongly connected graph) and its length
+is at most ``r * time`` (``r`` the largest length/time ratio of any edge), so
+``bits = bit_length(r * D)`` keeps the length from carrying into the time, and the sums stay
+exact in float64 while ``bit_length(D) + bits <= 53``. A graph without such a bound (not
+strongly connected, or a diameter beyond ~20 days of travel) runs a time-only Dijkstra and
+adds the lengths along its shortest-path tree (``bits == 0``). Either way there is no size
+ceiling; memory is the limit.
+
+Rows leave this module in one fixed encoding, ``time_ds << MATRIX_BITS | length_dm`` in int64,
+which the matrix code adds and compares (see :func:`encode`).
 """
 
 from __future__ import annotations
@@ -30,6 +39,10 @@ I64 = npt.NDArray[np.int64]
 #: Marker for "no path" inside encoded rows: far above any real weight, and three of them
 #: still fit in int64.
 NO_PATH: int = 1 << 60
+#: Length bits of the row encoding: lengths below 2**31 dm (214,000 km), times below 2**29 ds
+#: (17 months) stay below NO_PATH.
+MATRIX_BITS = 31
+_FLOAT_EXACT_BITS = 53
 #: Mean Earth radius (m) and metres per degree of latitude for the local projection.
 _EARTH_M = 6_371_008.8
 _M_PER_DEG = _EARTH_M * math.pi / 180.0
@@ -49,8 +62,38 @@ class Positions:
     lat: F64
 
 
-def _bits(total_dm: int) -> int:
-    return max(1, int(total_dm).bit_length() + 1)
+def search_bits(time_ds: I64, len_dm: I64, diameter_ds: int | None) -> int:
+    """Length bits of the in-search encoding, or 0 when no proven bound fits in float64.
+
+    Parameters
+    ----------
+    time_ds, len_dm
+        Edge weights (each at least 1).
+    diameter_ds
+        A proven bound on the time of every fastest path, or None if there is none.
+    """
+    if diameter_ds is None or len(time_ds) == 0:
+        return 0
+    ratio = int((-(-len_dm // time_ds)).max())  # ceil: every path's length <= ratio * time
+    bits = (ratio * max(1, diameter_ds)).bit_length()
+    if max(1, diameter_ds).bit_length() + bits > _FLOAT_EXACT_BITS:
+        return 0
+    return bits
+
+
+def diameter_bound(csr_time: csr_matrix, hub: int = 0) -> int | None:
+    """Bound on the fastest time between any two nodes; None unless strongly connected.
+
+    For a hub ``h``: ``d(a, b) <= d(a, h) + d(h, b)``, so the largest time to ``h`` plus the
+    largest time from ``h`` bounds every pair (tightest for a central hub). Two Dijkstra runs.
+    """
+    if csr_time.shape[0] == 0:
+        return 0
+    forward = dijkstra(csr_time, directed=True, indices=hub)
+    backward = dijkstra(csr_time.T.tocsr(), directed=True, indices=hub)
+    if not (np.isfinite(forward).all() and np.isfinite(backward).all()):
+        return None
+    return int(forward.max()) + int(backward.max())
 
 
 class ModeNetwork:
@@ -76,6 +119,7 @@ class ModeNetwork:
         self.csr = csr_matrix(
             (arrays["csr_data"], arrays["csr_indices"], arrays["csr_indptr"]), shape=(n, n)
         )
+        self._arc_keys: I64 | None = None
         self.lat0 = float(meta["lat0"])
         self.lon0 = float(meta["lon0"])
         self._kx = _M_PER_DEG * math.cos(math.radians(self.lat0))
@@ -123,21 +167,21 @@ class ModeNetwork:
         edge_v = np.array(vs, dtype=np.int64)
         time_ds = np.array(times, dtype=np.int64)
         len_dm = np.array(lengths, dtype=np.int64)
-        bits = _bits(2 * int(len_dm.sum()) + 10**7)
-        if int(time_ds.sum()).bit_length() + bits > 52:
-            msg = "graph too large for the encoded weights"
-            raise OverflowError(msg)
-        enc = (time_ds << bits) + len_dm
-        # Keep the best of parallel edges: sort by (u, v, weight) and take the first of each pair.
-        order = np.lexsort((enc, edge_v, edge_u))
-        pair = edge_u[order] * len(osm_ids) + edge_v[order]
+        n = len(osm_ids)
+        # Keep the best of parallel edges: sort by (u, v, time, length), take the first per pair.
+        order = np.lexsort((len_dm, time_ds, edge_v, edge_u))
+        pair = edge_u[order] * n + edge_v[order]
         first = np.ones(len(order), dtype=bool)
         first[1:] = pair[1:] != pair[:-1]
         best = order[first]
-        n = len(osm_ids)
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.add.at(indptr, edge_u[best] + 1, 1)
         indptr = np.cumsum(indptr)
+        by_time = csr_matrix((time_ds[best].astype(np.float64), edge_v[best], indptr), shape=(n, n))
+        middle = np.hypot(node_lon - node_lon.mean(), node_lat - node_lat.mean())
+        diameter = diameter_bound(by_time, hub=int(np.argmin(middle)) if n else 0)
+        bits = search_bits(time_ds, len_dm, diameter)
+        weight = (time_ds << bits) + len_dm if bits else time_ds
         arrays: dict[str, Any] = {
             "node_ids": np.array(osm_ids, dtype=np.int64),
             "node_lon": node_lon,
@@ -152,13 +196,14 @@ class ModeNetwork:
             "geom_lat": np.array(glat, dtype=np.float64),
             "csr_indptr": indptr,
             "csr_indices": edge_v[best],
-            "csr_data": enc[best].astype(np.float64),
+            "csr_data": weight[best].astype(np.float64),
             "csr_edge": best.astype(np.int64),
             "dropped_lon": np.array([d[0] for d in dropped], dtype=np.float64),
             "dropped_lat": np.array([d[1] for d in dropped], dtype=np.float64),
         }
         meta = {
             "bits": bits,
+            "diameter_ds": diameter,
             "lat0": float(node_lat.mean()) if n else 0.0,
             "lon0": float(node_lon.mean()) if n else 0.0,
         }
@@ -179,6 +224,12 @@ class ModeNetwork:
         return cls(arrays, meta)
 
     # -- geometry helpers -------------------------------------------------------------------
+
+    def central_node(self) -> int:
+        """Index of the node nearest the mean coordinate (a good hub for bounds)."""
+        if self.node_count == 0:
+            return 0
+        return int(np.argmin(np.hypot(self.node_lon - self.lon0, self.node_lat - self.lat0)))
 
     @property
     def node_count(self) -> int:
@@ -268,25 +319,62 @@ class ModeNetwork:
     # -- shortest paths ---------------------------------------------------------------------
 
     def encode(self, time_ds: npt.ArrayLike, len_dm: npt.ArrayLike) -> I64:
-        """Encode tenths of seconds and decimetres into one comparable integer."""
-        t = np.rint(np.asarray(time_ds, dtype=np.float64)).astype(np.int64)
-        d = np.rint(np.asarray(len_dm, dtype=np.float64)).astype(np.int64)
-        return (t << self.bits) + d
+        """Encode tenths of seconds and decimetres into one comparable integer (row encoding)."""
+        return encode(time_ds, len_dm)
 
     def decode(self, enc: I64) -> tuple[I64, I64]:
-        """Split encoded weights into (tenths of seconds, decimetres)."""
-        return enc >> self.bits, enc & ((1 << self.bits) - 1)
+        """Split row-encoded weights into (tenths of seconds, decimetres)."""
+        return decode(enc)
 
     def rows(self, sources: I64) -> I64:
-        """Encoded shortest-path weights from each source node index to every node."""
+        """Row-encoded shortest-path weights from each source node index to every node."""
         if len(sources) == 0:
             return np.zeros((0, self.node_count), dtype=np.int64)
-        dist = dijkstra(self.csr, directed=True, indices=sources)
-        dist = np.atleast_2d(dist)
-        out = np.full(dist.shape, NO_PATH, dtype=np.int64)
-        finite = np.isfinite(dist)
-        out[finite] = dist[finite].astype(np.int64)
+        if self.bits:
+            dist = np.atleast_2d(dijkstra(self.csr, directed=True, indices=sources))
+            finite = np.isfinite(dist)
+            enc = np.where(finite, dist, 0).astype(np.int64)
+            time_ds, len_dm = enc >> self.bits, enc & ((1 << self.bits) - 1)
+        else:
+            dist, pred = dijkstra(
+                self.csr, directed=True, indices=sources, return_predecessors=True
+            )
+            dist, pred = np.atleast_2d(dist), np.atleast_2d(pred)
+            finite = np.isfinite(dist)
+            time_ds = np.where(finite, dist, 0).astype(np.int64)
+            len_dm = self._tree_lengths(pred)
+        out = (time_ds << MATRIX_BITS) + len_dm
+        out[~finite] = NO_PATH
         return out
+
+    def _tree_lengths(self, pred: npt.NDArray[np.int32]) -> I64:
+        """Length from each row's root to every node along the shortest-path tree ``pred``.
+
+        Pointer doubling: each step adds the length of the hop a node's pointer skips and moves
+        the pointer to its pointer's target, so depth d takes log2(d) vectorised steps.
+        """
+        jump = pred.astype(np.int64)
+        has = jump >= 0
+        rows = np.arange(jump.shape[0])[:, None]
+        hop = np.zeros(jump.shape, dtype=np.int64)
+        lengths = self.edge_len_dm[self.csr_edge]
+        r, c = np.nonzero(has)
+        hop[r, c] = lengths[self._csr_position(jump[r, c], c)]
+        jump = np.where(has, jump, -1)
+        while (jump >= 0).any():
+            valid = jump >= 0
+            target = np.where(valid, jump, 0)
+            hop = hop + np.where(valid, hop[rows, target], 0)
+            jump = np.where(valid, jump[rows, target], -1)
+        return hop
+
+    def _csr_position(self, u: I64, v: I64) -> I64:
+        """Position in the CSR arrays of the arc ``u -> v`` (each must exist)."""
+        if self._arc_keys is None:
+            indptr, indices = self.csr.indptr, self.csr.indices
+            tails = np.repeat(np.arange(self.node_count, dtype=np.int64), np.diff(indptr))
+            self._arc_keys = tails * self.node_count + indices  # sorted: CSR rows hold sorted heads
+        return np.searchsorted(self._arc_keys, u * self.node_count + v).astype(np.int64)
 
     def node_path(self, source: int, target: int) -> list[int] | None:
         """Node indices of the fastest path from ``source`` to ``target`` (None if none)."""
@@ -323,6 +411,21 @@ class ModeNetwork:
         coords += [(float(a_), float(b_)) for a_, b_ in zip(lon[inner], lat[inner], strict=True)]
         coords.append((float(ilon[1]), float(ilat[1])))
         return coords if f0 <= f1 else coords[::-1]
+
+
+def encode(time_ds: npt.ArrayLike, len_dm: npt.ArrayLike) -> I64:
+    """Row encoding of tenths of seconds and decimetres: ``time_ds << MATRIX_BITS | length_dm``.
+
+    Sums of a few encoded values stay exact in int64 and compare by time, then length.
+    """
+    t = np.rint(np.asarray(time_ds, dtype=np.float64)).astype(np.int64)
+    d = np.rint(np.asarray(len_dm, dtype=np.float64)).astype(np.int64)
+    return (t << MATRIX_BITS) + d
+
+
+def decode(enc: I64) -> tuple[I64, I64]:
+    """Split row-encoded weights into (tenths of seconds, decimetres)."""
+    return enc >> MATRIX_BITS, enc & ((1 << MATRIX_BITS) - 1)
 
 
 def _edge_coords(

@@ -20,12 +20,12 @@ import numpy as np
 from app.domain import Address, LatLon, TravelMatrix, TravelMode
 from app.routing._files import atomic_write
 from app.routing._osm import Extract, read_extract
+from app.routing.engines import CCHEngine, PathTable, RowCache, cch_available
 from app.routing.errors import NoRoute, OffRoadLocation, UnknownMode, UnreachableLocation
 from app.routing.geocode import OfflineGeocoder
 from app.routing.graph import build_graph, graph_from_place
 from app.routing.matrix import (
     Anchors,
-    RowCache,
     along_edge,
     anchor,
     extend_matrix,
@@ -63,7 +63,7 @@ def file_sha256(path: Path) -> str:
 @dataclass(slots=True)
 class _ModeState:
     network: ModeNetwork
-    rows: RowCache
+    rows: PathTable
     cache: str  # "warm" (loaded from cache) or "built"
     seconds: float
     graph_path: Path
@@ -155,6 +155,8 @@ class Region:
                 "seconds": round(state.seconds, 3),
                 "build_s": meta.get("build_s"),
                 "cached_rows": len(state.rows),
+                "engine": getattr(state.rows, "name", "dijkstra"),
+                "length_unit_dm": getattr(state.rows, "unit_dm", 1),
             }
         return {
             "source": str(self.source),
@@ -316,7 +318,7 @@ class Region:
 
 
 def _leg_coords(
-    net: ModeNetwork, rows: RowCache, anchors: Anchors, a: int, b: int
+    net: ModeNetwork, rows: PathTable, anchors: Anchors, a: int, b: int
 ) -> list[tuple[float, float]] | None:
     start = (float(anchors.origin[a, 0]), float(anchors.origin[a, 1]))
     end = (float(anchors.origin[b, 0]), float(anchors.origin[b, 1]))
@@ -329,7 +331,7 @@ def _leg_coords(
         float(pos.fraction[a]),
         float(pos.fraction[b]),
     )
-    sub = rows.columns(anchors.entry_nodes[a], anchors.exit_nodes[b])
+    sub = rows.table(anchors.entry_nodes[a], anchors.exit_nodes[b])
     direct = along_edge(net, anchors, anchors, np.array([a]), np.array([b]))
     best, choice = int(direct[0]), (-1, -1)
     for i in range(2):
@@ -359,6 +361,20 @@ def _leg_coords(
 
 def _mode_path(base: Path, mode: TravelMode, settings: RoutingSettings) -> Path:
     return base / f"{mode.value}-{settings.graph_key(mode)}.npz"
+
+
+def _path_table(net: ModeNetwork, settings: RoutingSettings, npz: Path | None) -> PathTable:
+    """The configured engine over ``net`` (see :attr:`RoutingSettings.matrix_engine`)."""
+    budget = int(settings.row_cache_mb * 2**20 // 8)
+    engine = settings.matrix_engine
+    order = None if npz is None else npz.with_suffix(".cch-order.npz")
+    if engine == "cch" or (engine == "auto" and net.node_count > 1 and cch_available()):
+        try:
+            return CCHEngine(net, order, budget)
+        except ValueError:  # not strongly connected: no packing bound, Dijkstra is exact
+            if engine == "cch":
+                raise
+    return RowCache(net, budget // max(1, net.node_count))
 
 
 def _save_pickle(path: Path, obj: object) -> None:
@@ -457,7 +473,7 @@ def load_region(
         else:
             extract = extract or read_extract(source)
             net, state = _build_mode(extract, mode, settings, npz), "built"
-        rows = RowCache(net, int(settings.row_cache_mb * 2**20 // max(1, 8 * net.node_count)))
+        rows = _path_table(net, settings, npz)
         states[mode] = _ModeState(
             net, rows, state, time.perf_counter() - t0, npz.with_suffix(".graph.pkl")
         )
@@ -512,7 +528,7 @@ def load_region_from_place(
             net, state = ModeNetwork.from_graph(graph, []), "built"
             _save_pickle(npz.with_suffix(".graph.pkl"), graph)
             net.save(npz)
-        rows = RowCache(net, int(settings.row_cache_mb * 2**20 // max(1, 8 * net.node_count)))
+        rows = _path_table(net, settings, npz)
         states[mode] = _ModeState(
             net, rows, state, time.perf_counter() - t0, npz.with_suffix(".graph.pkl")
         )

@@ -32,8 +32,9 @@ DEFAULT_DRIVE_SPEEDS: Mapping[str, float] = MappingProxyType(
     }
 )
 
-#: Bumped whenever the processing changes so old caches stop matching.
-PIPELINE_VERSION = 1
+#: Bumped whenever the processing changes so old caches stop matching (2: the search encoding's
+#: bound comes from the time diameter, stored with the graph for the CCH engine).
+PIPELINE_VERSION = 2
 #: Bumped whenever address extraction changes (positions, tags read), independently of the graphs,
 #: so a geocoding fix does not force every road graph to be rebuilt.
 ADDRESS_FORMAT_VERSION = 2
@@ -59,7 +60,11 @@ class RoutingSettings:
     largest_component
         Keep only the largest strongly connected component of each mode (recommended).
     row_cache_mb
-        Memory budget of the per-mode shortest-path row cache.
+        Memory budget of the per-mode shortest-path cache (rows or pairs keyed by node).
+    matrix_engine
+        ``"cch"`` (RoutingKit's customizable contraction hierarchy, package ``routingkit-cch``),
+        ``"dijkstra"`` (scipy), or ``"auto"``: cch where the package is installed and the graph
+        is strongly connected, else dijkstra. See docs/decisions/routing-matrix-engine.md.
     """
 
     snap_max_m: float = 500.0
@@ -72,12 +77,16 @@ class RoutingSettings:
     drive_access_kmh: float = 10.0
     largest_component: bool = True
     row_cache_mb: float = 256.0
+    matrix_engine: str = "auto"
 
     def __post_init__(self) -> None:
         speeds = [self.bike_kmh, self.walk_kmh, self.drive_fallback_kmh, self.drive_access_kmh]
         speeds += list(self.drive_speeds_kmh.values())
         if any(not s > 0 for s in speeds):
             msg = "every speed must be a positive number of km/h"
+            raise ValueError(msg)
+        if self.matrix_engine not in ("auto", "cch", "dijkstra"):
+            msg = f"matrix_engine must be auto, cch or dijkstra, got {self.matrix_engine!r}"
             raise ValueError(msg)
         if not self.snap_max_m > 0:
             msg = f"snap_max_m must be positive, got {self.snap_max_m!r}"

@@ -77,7 +77,9 @@ def ensure_demo_plan(
                 "loading the region (a cold osm_cache builds the road graphs first: ~15-30 s)...",
                 flush=True,
             )
-            region = pool.get_region(settings.region_file, settings.osm_cache_dir)
+            region = pool.get_region(
+                settings.region_file, settings.osm_cache_dir, settings.region_modes
+            )
             print(
                 f"computing the first plan of district {DEMO_DISTRICT!r} for {day} "
                 f"(solver limit {DEMO_TIME_LIMIT_S:g} s)...",

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
+import pytest
+
 from app.domain import UNREACHABLE
 from app.planning import codec
 from app.planning.compute import build_problem, compute_plan
 from app.planning.inputs import ClientIn, PlanInput, PlanOptions, ShiftIn, StaffIn, VisitIn
+from app.planning.pool import get_region
 from app.routing import Region
 from app.scheduling import solve, validate
 from app.scheduling.model import SolveOptions
+from app.settings import Settings
 
 H = 3600
 OPTIONS = PlanOptions(time_limit_s=1, exploration_level=5, threads=1, continuity_penalty_s=900)
@@ -85,3 +90,21 @@ def test_problem_and_plan_survive_their_json_round_trip(region: Region) -> None:
     assert stored.routes == plan.routes
     assert stored.unassigned == plan.unassigned
     assert validate(again, stored) == []
+
+
+def test_a_carer_whose_mode_is_not_loaded_keeps_an_empty_route_with_a_warning() -> None:
+    """REGION_MODES=drive: the bike carer plans nothing (a warning says why), drive carries on."""
+    settings = Settings(dev_mode=True)
+    if not settings.region_file.is_file():
+        pytest.skip(f"shared OSM data not found at {settings.region_file}")
+    drive_only = get_region(settings.region_file, settings.osm_cache_dir, ("drive",))
+    built = build_problem(_input(drive_only), drive_only)
+    assert any("s2" in w and "bike" in w and "REGION_MODES" in w for w in built.warnings)
+    bike = built.problem.matrices["bike"]
+    off_diagonal = ~np.eye(bike.size, dtype=bool)
+    assert (bike.durations[off_diagonal] == UNREACHABLE).all()
+    result = compute_plan(_input(drive_only), drive_only, OPTIONS)
+    by_shift = {r["shift"]: r for r in result.routes}
+    assert not [s for s in by_shift.get("sh2", {"stops": []})["stops"] if s["visit"]]
+    planned = {s["visit"] for r in result.routes for s in r["stops"] if s["visit"]}
+    assert planned == {"v1", "v2"}

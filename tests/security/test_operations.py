@@ -163,14 +163,16 @@ def test_readyz_reports_the_region_warm_up(
     loaded = threading.Event()
     release = threading.Event()
 
-    def slow_region(region_file: object, cache_dir: object) -> object:
+    def slow_region(region_file: object, cache_dir: object, modes: object) -> object:
         release.wait(5)
         loaded.set()
         return object()
 
     monkeypatch.setattr(app_module, "get_region", slow_region)
     monkeypatch.setattr(
-        app_module, "loaded_region", lambda *_: object() if loaded.is_set() else None
+        app_module,
+        "region_state",
+        lambda *_: ("ok", None) if loaded.is_set() else ("loading", None),
     )
     warm = create_app(settings.model_copy(update={"region_warmup": True}))
     with TestClient(warm) as c:

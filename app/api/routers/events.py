@@ -322,7 +322,12 @@ async def post_plan_events(
         detail = ErrorDetail(("based_on_version",), "version_mismatch", "differs from If-Match")
         raise InvalidInput("If-Match and based_on_version name different versions", [detail])
     prepared = await run_in_threadpool(_prepare, session, principal, settings, plan_id, body, base)
-    pool = get_pool(settings.region_file, settings.osm_cache_dir, settings.planning_workers)
+    pool = get_pool(
+        settings.region_file,
+        settings.osm_cache_dir,
+        settings.planning_workers,
+        settings.region_modes,
+    )
     outcome = await asyncio.wrap_future(pool.run(service.compute_replan, prepared.job))
     if outcome.inconsistency is not None:
         report_inconsistency(prepared, outcome.inconsistency)

@@ -28,7 +28,7 @@ router = APIRouter(prefix="/v1", tags=["region"], route_class=StrictJSONRoute)
 @router.get("/region", summary="The loaded region", response_model=RegionOut, responses=AUTH_ERRORS)
 def get_region(principal: Reader, settings: SettingsDep) -> RegionOut:
     """Which extract, travel modes, node and edge counts, cache state and address count."""
-    region = pool.get_region(settings.region_file, settings.osm_cache_dir)
+    region = pool.get_region(settings.region_file, settings.osm_cache_dir, settings.region_modes)
     status = region.status()
     return RegionOut(
         source=settings.region_file.name,
@@ -62,7 +62,7 @@ def geocode_clients(
     district_id = None
     if body.district is not None:
         district_id = district_by_external_id(session, principal.org_id, body.district).id
-    region = pool.get_region(settings.region_file, settings.osm_cache_dir)
+    region = pool.get_region(settings.region_file, settings.osm_cache_dir, settings.region_modes)
     outcomes = geocoding.geocode_clients(
         session,
         principal.org_id,

@@ -1,0 +1,98 @@
+"""The CCH engine behind the matrix interface: exact times, bounded length rounding, a pair cache.
+
+Expected figures come from the plain heapq Dijkstra of ``test_large_graph`` (no shared code with
+the engines) on generated grids; the Dijkstra engine is compared too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.routing.engines import CCHEngine, RowCache, _packing
+from app.routing.network import MATRIX_BITS, NO_PATH, ModeNetwork
+from tests.routing.test_large_graph import _grid, _longest_fastest, _reference
+
+pytest.importorskip("routingkit_cch")
+
+_MASK = (1 << MATRIX_BITS) - 1
+
+
+@pytest.mark.parametrize(("seed", "speeds"), [(1, (30.0, 50.0)), (2, (4.5,)), (3, (4.5, 110.0))])
+def test_cch_times_are_exact_and_lengths_within_the_rounding(
+    seed: int, speeds: tuple[float, ...]
+) -> None:
+    graph = _grid(30, seed, speeds=speeds)
+    net = ModeNetwork.from_graph(graph, [])
+    engine = CCHEngine(net, None, 10**7)
+    rng = np.random.default_rng(seed)
+    sources = rng.choice(net.node_count, 6, replace=False)
+    targets = rng.choice(net.node_count, 200, replace=False)
+    got = engine.table(sources, targets)
+    for k, s in enumerate(sources.tolist()):
+        ref = _reference(graph, int(net.node_ids[s]))
+        longest = _longest_fastest(graph, ref)
+        for j, t in enumerate(targets.tolist()):
+            node = int(net.node_ids[t])
+            assert got[k, j] >> MATRIX_BITS == ref[node][0]
+            # Each edge's length is rounded to the unit: at most unit/2 per edge of a path.
+            slack = engine.unit_dm / 2 * 60  # 60 edges: longer than any path on this grid
+            assert ref[node][1] - slack <= got[k, j] & _MASK <= longest[node] + slack
+
+
+def test_cch_and_dijkstra_engines_agree_and_the_cache_only_adds_new_pairs() -> None:
+    graph = _grid(25, 4)
+    net = ModeNetwork.from_graph(graph, [])
+    cch, dijkstra = CCHEngine(net, None, 10**7), RowCache(net, 10**4)
+    rng = np.random.default_rng(4)
+    nodes = rng.choice(net.node_count, 60, replace=False)
+    old, new = nodes[:50], nodes[50:]
+    first = cch.table(old, old)
+    assert cch.computed == 50 * 50
+    np.testing.assert_array_equal(first >> MATRIX_BITS, dijkstra.table(old, old) >> MATRIX_BITS)
+    grown = cch.table(nodes, nodes)
+    assert cch.computed == 60 * 60  # only the 10 new rows and columns were queried
+    np.testing.assert_array_equal(grown[:50, :50], first)
+    np.testing.assert_array_equal(grown >> MATRIX_BITS, dijkstra.table(nodes, nodes) >> MATRIX_BITS)
+    again = cch.table(new, old)
+    assert cch.computed == 60 * 60
+    np.testing.assert_array_equal(again, grown[50:, :50])
+
+
+def test_cch_refuses_a_graph_without_a_diameter_bound() -> None:
+    graph = _grid(6, 5)
+    graph.add_node(-1, x=5.0, y=51.99)
+    graph.add_edge(0, -1, length=500.0, travel_time=60.0)  # a dead end: not strongly connected
+    net = ModeNetwork.from_graph(graph, [])
+    with pytest.raises(ValueError, match="strongly connected"):
+        CCHEngine(net, None, 10**6)
+    rows = RowCache(net, 100).table(np.array([net.node_count - 1]), np.array([0]))
+    assert rows[0, 0] == NO_PATH
+
+
+@pytest.mark.parametrize("diameter", [10, 25_000, 300_000, 5_000_000])
+def test_packing_keeps_every_path_below_the_engine_infinity(diameter: int) -> None:
+    rng = np.random.default_rng(diameter)
+    time_ds = rng.integers(1, 2000, 500)
+    len_dm = (time_ds * rng.uniform(0.5, 31.0, 500)).astype(np.int64)
+    factor, unit = _packing(diameter, time_ds, len_dm)
+    units = np.rint(len_dm / unit)
+    assert (units / time_ds).max() * diameter < factor  # a path's length part stays below K
+    assert (diameter + 1) * factor < (1 << 31) - 1
+    if unit > 1:  # the unit doubles only when the finer one does not fit
+        finer = np.rint(len_dm / (unit // 2)).astype(np.int64)
+        assert (diameter + 1) * (int((finer * diameter // time_ds).max()) + 1) >= (1 << 31) - 1
+
+
+def test_cch_pair_cache_keeps_its_budget_and_drops_the_least_recently_used_rows() -> None:
+    graph = _grid(12, 6)
+    net = ModeNetwork.from_graph(graph, [])
+    targets = np.arange(40, dtype=np.int64)
+    engine = CCHEngine(net, None, max_entries=40 * 10)  # room for ~10 rows of 40 targets
+    first = engine.table(np.arange(10, dtype=np.int64), targets)
+    engine.table(np.arange(50, 60, dtype=np.int64), targets)  # pushes the first rows out
+    assert len(engine) <= 10
+    before = engine.computed
+    again = engine.table(np.arange(10, dtype=np.int64), targets)
+    assert engine.computed > before  # recomputed, and still the same figures
+    np.testing.assert_array_equal(again, first)
