@@ -19,7 +19,11 @@ Mapping (see docs/decisions/scheduling-*.md):
   whose visits are not "this staff member's" costs ``penalty`` seconds more than the travel time.
   Visits are grouped into internal locations by (problem location, preferred staff, current
   shift), so two clients in one building with different preferred carers never share a cost
-  column. Shifts whose penalty vectors are equal share one VROOM profile.
+  column. Shifts whose penalty vectors are equal share one VROOM profile;
+- costs are fitted to VROOM's uint32 cost bound (:func:`fit_cost_bound`, see
+  docs/decisions/scheduling-cost-bound.md): an arc the durations forbid (``UNREACHABLE``) costs
+  just more than every allowed arc instead of 10^7, and a day too large for the bound has all
+  costs divided by one common factor.
 """
 
 from __future__ import annotations
@@ -40,7 +44,11 @@ MAX_PENALTY_S = 1_000_000
 MANDATORY_PRIORITY = 100
 OPTIONAL_PRIORITY = 2
 
+#: VROOM adds its solution-cost bound in uint32 and refuses the input past this value.
+VROOM_COST_LIMIT = 2**32 - 1
+
 U32 = npt.NDArray[np.uint32]
+I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +109,75 @@ def _to_u32(matrix: npt.NDArray[np.int64], what: str) -> U32:
         msg = f"{what} holds values outside the uint32 range VROOM accepts"
         raise InvalidProblem(msg)
     return matrix.astype(np.uint32)
+
+
+def _cost_bound(costs: I64, jobs: I64, starts: I64, ends: I64) -> int:
+    """VROOM's bound of a solution's cost under ``costs`` (``Input::check_cost_bound``).
+
+    The sum over jobs of the largest cost leaving (or, whichever is larger, entering) the job's
+    location, plus the largest cost leaving each vehicle's start and entering each vehicle's end.
+    VROOM sums it in uint32 and refuses the input ("Too high cost values") on overflow.
+    """
+    row_max = costs.max(axis=1).astype(object)
+    col_max = costs.max(axis=0).astype(object)
+    jobs_bound = max(int(row_max[jobs].sum()), int(col_max[jobs].sum()))
+    return jobs_bound + int(row_max[starts].sum()) + int(col_max[ends].sum())
+
+
+def fit_cost_bound(
+    costs: Mapping[str, I64],
+    durations: Mapping[str, I64],
+    job_locations: Sequence[int],
+    vehicle_starts: Sequence[int],
+    vehicle_ends: Sequence[int],
+) -> dict[str, I64]:
+    """Cost matrices that VROOM accepts, ranking allowed arcs as ``costs`` does.
+
+    Parameters
+    ----------
+    costs
+        Profile -> cost matrix over the input's locations (all of them used by a job or vehicle).
+    durations
+        Profile -> the durations VROOM gets beside it; a pair at ``UNREACHABLE`` is forbidden by
+        them (no shift is that long), so its cost only has to exceed every allowed arc's.
+    job_locations
+        The location of every VROOM job (a location counts once per job).
+    vehicle_starts, vehicle_ends
+        Start and end locations of the vehicles that have one (every profile's bound counts
+        every vehicle).
+
+    Returns
+    -------
+    dict of str to ndarray
+        Forbidden arcs set to one more than the dearest allowed arc of all profiles; then, if
+        a profile's bound still exceeds :data:`VROOM_COST_LIMIT`, every cost of every profile
+        divided by one common factor, rounded up (so a positive cost stays positive and costs
+        of different profiles stay comparable). Matrices within the bound are returned as
+        they are.
+    """
+    jobs = np.asarray(job_locations, dtype=np.intp)
+    starts = np.asarray(vehicle_starts, dtype=np.intp)
+    ends = np.asarray(vehicle_ends, dtype=np.intp)
+    out = {name: c.astype(np.int64) for name, c in costs.items()}
+    forbidden = {name: durations[name] >= UNREACHABLE for name in out}
+    allowed_max = max(
+        (int(c[~forbidden[name]].max()) for name, c in out.items() if (~forbidden[name]).any()),
+        default=0,
+    )
+    for name, c in out.items():
+        c[forbidden[name]] = allowed_max + 1
+        np.fill_diagonal(c, 0)
+    if all(_cost_bound(c, jobs, starts, ends) <= VROOM_COST_LIMIT for c in out.values()):
+        return out
+    terms = len(jobs) + len(starts) + len(ends)
+    worst = max(_cost_bound(c, jobs, starts, ends) for c in out.values())
+    # Rounding up adds at most one per summed term: leave room for it.
+    factor = -(-worst // max(VROOM_COST_LIMIT - terms, 1))
+    scaled = {name: -(-c // factor) for name, c in out.items()}
+    if any(_cost_bound(c, jobs, starts, ends) > VROOM_COST_LIMIT for c in scaled.values()):
+        msg = f"the day is too large for VROOM's cost bound ({terms} jobs and route ends)"
+        raise InvalidProblem(msg)
+    return scaled
 
 
 class _Skills:
@@ -243,16 +320,25 @@ def build_input(
         shift_profile.append(profiles[key])
 
     inp = vroom.Input()
-    base: dict[str, npt.NDArray[np.int64]] = {}
+    base: dict[str, I64] = {}
+    durations: dict[str, I64] = {}
+    costs: dict[str, I64] = {}
     for (mode, _), name in profiles.items():
         if mode not in base:
             m = problem.matrices[mode].durations
             base[mode] = np.minimum(m[np.ix_(idx, idx)].astype(np.int64), UNREACHABLE)
-        durations = base[mode]
-        costs = durations + profile_pen[name][None, :]
-        np.fill_diagonal(costs, 0)
-        inp.set_durations_matrix(name, _to_u32(durations, f"{mode} durations"))
-        inp.set_costs_matrix(name, _to_u32(costs, f"{mode} costs"))
+        durations[name] = base[mode]
+        costs[name] = base[mode] + profile_pen[name][None, :]
+    costs = fit_cost_bound(
+        costs,
+        durations,
+        job_loc,
+        [i for i in shift_start if i is not None],
+        [i for i in shift_end if i is not None],
+    )
+    for (mode, _), name in profiles.items():
+        inp.set_durations_matrix(name, _to_u32(durations[name], f"{mode} durations"))
+        inp.set_costs_matrix(name, _to_u32(costs[name], f"{mode} costs"))
 
     total_demand = sum(v.demand for v in problem.visits)
     for si, s in enumerate(problem.shifts):
