@@ -118,8 +118,9 @@ def _cost_bound(costs: I64, jobs: I64, starts: I64, ends: I64) -> int:
     location, plus the largest cost leaving each vehicle's start and entering each vehicle's end.
     VROOM sums it in uint32 and refuses the input ("Too high cost values") on overflow.
     """
-    row_max = costs.max(axis=1).astype(object)
-    col_max = costs.max(axis=0).astype(object)
+    # int64 cannot overflow here: entries are below 2^31 and a day has far fewer than 2^32 jobs.
+    row_max = costs.max(axis=1)
+    col_max = costs.max(axis=0)
     jobs_bound = max(int(row_max[jobs].sum()), int(col_max[jobs].sum()))
     return jobs_bound + int(row_max[starts].sum()) + int(col_max[ends].sum())
 
@@ -158,8 +159,11 @@ def fit_cost_bound(
     jobs = np.asarray(job_locations, dtype=np.intp)
     starts = np.asarray(vehicle_starts, dtype=np.intp)
     ends = np.asarray(vehicle_ends, dtype=np.intp)
-    out = {name: c.astype(np.int64) for name, c in costs.items()}
-    forbidden = {name: durations[name] >= UNREACHABLE for name in out}
+    out = {name: np.array(c, dtype=np.int64) for name, c in costs.items()}
+    masks: dict[int, npt.NDArray[np.bool_]] = {}  # profiles of one mode share their durations
+    forbidden = {
+        name: masks.setdefault(id(durations[name]), durations[name] >= UNREACHABLE) for name in out
+    }
     allowed_max = max(
         (int(c[~forbidden[name]].max()) for name, c in out.items() if (~forbidden[name]).any()),
         default=0,

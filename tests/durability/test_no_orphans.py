@@ -1,0 +1,221 @@
+"""Stopping or killing the server leaves no solver process behind (issue 11).
+
+A real server (``python -m app serve``, SQLite file) plans a district with a long solver budget;
+while its worker solves, the server gets SIGTERM, SIGINT or SIGKILL. Every process that was the
+server's descendant before the signal (forkserver, resource tracker, solver workers), and every
+process of the server's session, must be gone within 5 s: a dead requester's job does not go on
+solving. Processes are counted from ``/proc``, not through the code under test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine, select
+
+from app.routing import Region
+from app.settings import PROJECT_ROOT
+from app.store import migrate
+from app.store.db import make_engine
+from app.store.models import JobStatus, SolveJob
+from tests.conftest import make_tenant
+from tests.planning.district import DISTRICT, district_batch
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="counts processes in /proc")
+
+DAY = dt.date(2026, 12, 1)
+GRACE_S = 5.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state first); None if gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def _alive(pid: int) -> bool:
+    fields = _stat(pid)
+    return fields is not None and fields[0] not in ("Z", "X")
+
+
+def _all_pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for pid in _all_pids():
+        fields = _stat(pid)
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(pid)
+    out: set[int] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in out:
+                out.add(child)
+                todo.append(child)
+    return out
+
+
+def _session(sid: int) -> set[int]:
+    out = set()
+    for pid in _all_pids():
+        fields = _stat(pid)
+        if fields is not None and int(fields[3]) == sid:
+            out.add(pid)
+    return out
+
+
+def _threads(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except FileNotFoundError:
+        return 0
+
+
+@contextlib.contextmanager
+def _server(url: str, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DEV_MODE": "true",
+        "SOLVER_TIME_LIMIT_S": "120",
+        "JOB_HEARTBEAT_S": "0.5",
+        "PLANNING_WORKERS": "1",
+    }
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail(f"server did not start: {log.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.2)
+        yield proc, base
+    finally:
+        # Whatever the test found, leave nothing running.
+        for pid in _session(proc.pid) | {proc.pid}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def _solving_worker(server: int, timeout_s: float) -> int | None:
+    """A descendant of ``server`` running VROOM (its search threads are up), or None."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for pid in _descendants(server):
+            if _threads(pid) >= 3:
+                return pid
+        time.sleep(0.2)
+    return None
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Iterator[tuple[str, Engine]]:
+    """A migrated SQLite file of its own (the server and the test share it)."""
+    url = f"sqlite:///{tmp_path / 'orphans.sqlite3'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    yield url, engine
+    engine.dispose()
+
+
+SIGNALS = [signal.SIGTERM, signal.SIGINT, signal.SIGKILL]
+
+
+@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
+def test_no_solver_process_outlives_the_server(
+    sig: signal.Signals, sqlite_db: tuple[str, Engine], region: Region, tmp_path: Path
+) -> None:
+    url, engine = sqlite_db
+    tenant = make_tenant(engine, "Orphans")
+    batch = district_batch(region, DAY, visits=150, staff=12, seed=5)
+    with _server(url, tmp_path / "server.log") as (proc, base):
+        r = httpx.post(f"{base}/v1/import", json=batch, headers=tenant.headers, timeout=60)
+        assert r.status_code == 200, r.text
+        answers: list[Any] = []
+
+        def request_plan() -> None:
+            try:
+                answers.append(
+                    httpx.post(
+                        f"{base}/v1/plans?wait=60",
+                        json={"district": DISTRICT, "date": DAY.isoformat()},
+                        headers=tenant.headers,
+                        timeout=90,
+                    )
+                )
+            except httpx.HTTPError as exc:
+                answers.append(exc)
+
+        requester = threading.Thread(target=request_plan)
+        requester.start()
+        worker = _solving_worker(proc.pid, timeout_s=60)
+        assert worker is not None, (tmp_path / "server.log").read_text(errors="replace")[-2000:]
+        before = _descendants(proc.pid) | _session(proc.pid)
+        assert worker in before
+        assert len(before) >= 3  # forkserver, resource tracker, worker at least
+
+        t0 = time.monotonic()
+        os.kill(proc.pid, sig)
+        while time.monotonic() - t0 < GRACE_S:
+            left = {p for p in before | _session(proc.pid) if p != proc.pid and _alive(p)}
+            if not left:
+                break
+            time.sleep(0.1)
+        left = {p for p in before | _session(proc.pid) if p != proc.pid and _alive(p)}
+        assert left == set(), f"still running {time.monotonic() - t0:.1f} s after {sig.name}"
+
+        if sig is not signal.SIGKILL:
+            # The server itself stops promptly; the waiting request got the (re-queued) job.
+            proc.wait(timeout=GRACE_S)
+            requester.join(timeout=GRACE_S)
+            assert answers, "the waiting plan request got no answer"
+            assert isinstance(answers[0], httpx.Response), answers[0]
+            assert answers[0].status_code == 202, answers[0].text
+            # Stopped, not failed: the next start plans it.
+            with engine.connect() as conn:
+                job = conn.execute(
+                    select(SolveJob.status, SolveJob.error).where(
+                        SolveJob.id == answers[0].json()["id"]
+                    )
+                ).one()
+            assert job.status is JobStatus.QUEUED, job
+        requester.join(timeout=GRACE_S)
