@@ -1,0 +1,161 @@
+"""The ``bench.district`` day planned through the API of a real server.
+
+Usage::
+
+    python -m bench.district_api --visits 1000 --staff 80 --seed 1 [--time-limit S]
+
+Starts ``python -m app serve`` on a free port with a fresh SQLite file (the service's default
+settings; ``--time-limit``, ``--exploration`` and ``--threads`` are passed as the environment
+variables the settings read), creates an organisation and an API key, imports the same generated
+day as ``bench.district`` (same ``--visits``, ``--staff``, ``--seed``) with ``POST /v1/import``,
+and plans it with ``POST /v1/plans?wait=`` (then ``GET /v1/jobs/{id}`` until done if the wait ran
+out). The last line is a JSON summary with the same keys as ``bench.district``'s: ``solve_s`` is
+the solver time the plan reports, ``wall_s`` the plan request's wall time (it includes the start
+of the server's solver process, about 3 s, on this first job), ``matrix_s`` is not reported by
+the API (null). The server is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from app.planning.pool import get_region
+from app.settings import PROJECT_ROOT
+from app.store import migrate, tenants
+from app.store.db import make_engine, make_sessionmaker
+from bench._load_district import DAY, DISTRICT, district_batch
+from bench.district import add_day_arguments, service_settings, summary
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def _server(env: dict[str, str], log: Path) -> Iterator[str]:
+    """A running ``python -m app serve``; its base URL. SIGTERM (then SIGKILL) at the end."""
+    port = _free_port()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline or proc.poll() is not None:
+                msg = f"server did not start: {log.read_text(errors='replace')[-2000:]}"
+                raise RuntimeError(msg)
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def _plan(base: str, headers: dict[str, str], wait_s: float) -> dict[str, Any]:
+    """Plan the district's day; the stored plan (follows the job past ``wait_s``)."""
+    r = httpx.post(
+        f"{base}/v1/plans?wait={wait_s:g}",
+        json={"district": DISTRICT, "date": DAY.isoformat()},
+        headers=headers,
+        timeout=wait_s + 60,
+    )
+    r.raise_for_status()
+    body: dict[str, Any] = r.json()
+    if r.status_code == 201:
+        return body
+    while body["status"] in ("queued", "running"):
+        time.sleep(1)
+        r = httpx.get(f"{base}/v1/jobs/{body['id']}", headers=headers, timeout=60)
+        r.raise_for_status()
+        body = r.json()
+    if body["status"] != "done":
+        msg = f"plan job {body['id']} {body['status']}: {body.get('error')}"
+        raise RuntimeError(msg)
+    r = httpx.get(f"{base}{body['links']['plan']}", headers=headers, timeout=60)
+    r.raise_for_status()
+    plan: dict[str, Any] = r.json()
+    return plan
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the API district benchmark; print KPIs and a JSON line."""
+    ap = argparse.ArgumentParser(description="District plan through the API of a real server")
+    add_day_arguments(ap)
+    args = ap.parse_args(argv)
+    settings = service_settings(args)
+    env = {
+        "DEV_MODE": "true",
+        "REGION_FILE": str(args.osm),
+        "OSM_CACHE_DIR": str(args.cache_dir),
+        "SOLVER_TIME_LIMIT_S": str(settings.solver_time_limit_s),
+        "SOLVER_EXPLORATION_LEVEL": str(settings.solver_exploration_level),
+        "SOLVER_THREADS": str(settings.solver_threads),
+    }
+    region = get_region(args.osm, args.cache_dir)
+    batch = district_batch(region, DAY, visits=args.visits, staff=args.staff, seed=args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        with make_sessionmaker(engine).begin() as session:
+            org = tenants.create_organisation(session, "Bench", timezone="Europe/Vaduz")
+            key = tenants.create_api_key(session, org.id, name="bench").plaintext
+        engine.dispose()
+        headers = {"Authorization": f"Bearer {key}"}
+        with _server({**env, "DATABASE_URL": url}, Path(tmp) / "server.log") as base:
+            r = httpx.post(f"{base}/v1/import", json=batch, headers=headers, timeout=300)
+            r.raise_for_status()
+            t0 = time.perf_counter()
+            plan = _plan(base, headers, settings.plan_wait_max_s)
+            wall_s = time.perf_counter() - t0
+    for key_, value in plan["kpis"].items():
+        print(f"  {key_:32} {value:.3f}" if isinstance(value, float) else f"  {key_:32} {value}")
+    line = summary(
+        "api",
+        settings,
+        plan["kpis"],
+        visits=len(batch["visits"]),
+        staff=len(batch["shifts"]),
+        solve_s=round(float(plan["solve_time_s"]), 3),
+        wall_s=round(wall_s, 3),
+        # The service stores only plans its independent validator passed.
+        violations=0,
+        unassigned=len(plan["unassigned"]),
+    )
+    print(json.dumps(line))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
