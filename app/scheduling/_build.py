@@ -125,22 +125,37 @@ def _cost_bound(costs: I64, jobs: I64, starts: I64, ends: I64) -> int:
     return jobs_bound + int(row_max[starts].sum()) + int(col_max[ends].sum())
 
 
+@dataclass(frozen=True, slots=True)
+class CostScale:
+    """How travel and penalties become the costs VROOM gets (see :func:`fit_cost_bound`)."""
+
+    #: Cost of an arc the durations forbid (``UNREACHABLE``), before the division.
+    forbidden_cost: int
+    #: Common divisor of every cost (1 = none).
+    factor: int = 1
+
+    def costs(self, durations: I64, penalty: I64) -> I64:
+        """The cost matrix of a profile: travel plus the penalty of entering each location."""
+        c = durations + penalty[None, :]
+        c[durations >= UNREACHABLE] = self.forbidden_cost
+        np.fill_diagonal(c, 0)
+        return c if self.factor == 1 else -(-c // self.factor)
+
+
 def fit_cost_bound(
-    costs: Mapping[str, I64],
-    durations: Mapping[str, I64],
+    profiles: Mapping[str, tuple[I64, I64]],
     job_locations: Sequence[int],
     vehicle_starts: Sequence[int],
     vehicle_ends: Sequence[int],
-) -> dict[str, I64]:
-    """Cost matrices that VROOM accepts, ranking allowed arcs as ``costs`` does.
+) -> CostScale:
+    """Cost scaling that VROOM accepts and that ranks allowed arcs as travel + penalty does.
 
     Parameters
     ----------
-    costs
-        Profile -> cost matrix over the input's locations (all of them used by a job or vehicle).
-    durations
-        Profile -> the durations VROOM gets beside it; a pair at ``UNREACHABLE`` is forbidden by
-        them (no shift is that long), so its cost only has to exceed every allowed arc's.
+    profiles
+        Profile -> (durations over the input's locations, penalty per entered location). The
+        durations forbid a pair at ``UNREACHABLE`` (no shift is that long), so its cost only has
+        to exceed every allowed arc's.
     job_locations
         The location of every VROOM job (a location counts once per job).
     vehicle_starts, vehicle_ends
@@ -149,39 +164,44 @@ def fit_cost_bound(
 
     Returns
     -------
-    dict of str to ndarray
-        Forbidden arcs set to one more than the dearest allowed arc of all profiles; then, if
-        a profile's bound still exceeds :data:`VROOM_COST_LIMIT`, every cost of every profile
-        divided by one common factor, rounded up (so a positive cost stays positive and costs
-        of different profiles stay comparable). Matrices within the bound are returned as
-        they are.
+    CostScale
+        Forbidden arcs cost one more than the dearest allowed arc of all profiles; if a
+        profile's bound then still exceeds :data:`VROOM_COST_LIMIT`, every cost of every profile
+        is divided by one common factor, rounded up (a positive cost stays positive, costs of
+        different profiles stay comparable). A day within the bound keeps its costs.
+
+    Raises
+    ------
+    InvalidProblem
+        Not even the scaled costs fit (about 2^32 jobs and route ends).
     """
     jobs = np.asarray(job_locations, dtype=np.intp)
     starts = np.asarray(vehicle_starts, dtype=np.intp)
     ends = np.asarray(vehicle_ends, dtype=np.intp)
-    out = {name: np.array(c, dtype=np.int64) for name, c in costs.items()}
-    masks: dict[int, npt.NDArray[np.bool_]] = {}  # profiles of one mode share their durations
-    forbidden = {
-        name: masks.setdefault(id(durations[name]), durations[name] >= UNREACHABLE) for name in out
-    }
-    allowed_max = max(
-        (int(c[~forbidden[name]].max()) for name, c in out.items() if (~forbidden[name]).any()),
+    # One profile's matrix at a time: a large day has one profile per carer.
+    allowed_max = 0
+    for durations, penalty in profiles.values():
+        c = durations + penalty[None, :]
+        np.fill_diagonal(c, 0)
+        allowed = durations < UNREACHABLE
+        if allowed.any():
+            allowed_max = max(allowed_max, int(c[allowed].max()))
+    scale = CostScale(forbidden_cost=allowed_max + 1)
+    worst = max(
+        (_cost_bound(scale.costs(d, p), jobs, starts, ends) for d, p in profiles.values()),
         default=0,
     )
-    for name, c in out.items():
-        c[forbidden[name]] = allowed_max + 1
-        np.fill_diagonal(c, 0)
-    if all(_cost_bound(c, jobs, starts, ends) <= VROOM_COST_LIMIT for c in out.values()):
-        return out
+    if worst <= VROOM_COST_LIMIT:
+        return scale
     terms = len(jobs) + len(starts) + len(ends)
-    worst = max(_cost_bound(c, jobs, starts, ends) for c in out.values())
     # Rounding up adds at most one per summed term: leave room for it.
     factor = -(-worst // max(VROOM_COST_LIMIT - terms, 1))
-    scaled = {name: -(-c // factor) for name, c in out.items()}
-    if any(_cost_bound(c, jobs, starts, ends) > VROOM_COST_LIMIT for c in scaled.values()):
-        msg = f"the day is too large for VROOM's cost bound ({terms} jobs and route ends)"
-        raise InvalidProblem(msg)
-    return scaled
+    scale = CostScale(forbidden_cost=allowed_max + 1, factor=factor)
+    for d, p in profiles.values():
+        if _cost_bound(scale.costs(d, p), jobs, starts, ends) > VROOM_COST_LIMIT:
+            msg = f"the day is too large for VROOM's cost bound ({terms} jobs and route ends)"
+            raise InvalidProblem(msg)
+    return scale
 
 
 class _Skills:
@@ -325,24 +345,20 @@ def build_input(
 
     inp = vroom.Input()
     base: dict[str, I64] = {}
-    durations: dict[str, I64] = {}
-    costs: dict[str, I64] = {}
-    for (mode, _), name in profiles.items():
+    for mode, _ in profiles:
         if mode not in base:
             m = problem.matrices[mode].durations
             base[mode] = np.minimum(m[np.ix_(idx, idx)].astype(np.int64), UNREACHABLE)
-        durations[name] = base[mode]
-        costs[name] = base[mode] + profile_pen[name][None, :]
-    costs = fit_cost_bound(
-        costs,
-        durations,
+    scale = fit_cost_bound(
+        {name: (base[mode], profile_pen[name]) for (mode, _), name in profiles.items()},
         job_loc,
         [i for i in shift_start if i is not None],
         [i for i in shift_end if i is not None],
     )
     for (mode, _), name in profiles.items():
-        inp.set_durations_matrix(name, _to_u32(durations[name], f"{mode} durations"))
-        inp.set_costs_matrix(name, _to_u32(costs[name], f"{mode} costs"))
+        inp.set_durations_matrix(name, _to_u32(base[mode], f"{mode} durations"))
+        costs = scale.costs(base[mode], profile_pen[name])
+        inp.set_costs_matrix(name, _to_u32(costs, f"{mode} costs"))
 
     total_demand = sum(v.demand for v in problem.visits)
     for si, s in enumerate(problem.shifts):

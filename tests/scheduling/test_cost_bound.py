@@ -81,35 +81,38 @@ def test_fitted_costs_stay_under_the_bound_and_keep_their_order(seed: int) -> No
     dur[dead, :] = UNREACHABLE
     dur[:, dead] = UNREACHABLE
     np.fill_diagonal(dur, 0)
-    penalty = rng.integers(0, 2, size=n) * 1_000_000
-    costs = dur + penalty[None, :]
-    np.fill_diagonal(costs, 0)
+    penalties = {f"p{k}": rng.integers(0, 2, size=n) * 1_000_000 for k in range(3)}
     # Many jobs per location (as in a large day): far over the bound before fitting.
     jobs = rng.integers(0, n, size=5000).tolist()
     starts = rng.integers(0, n, size=100).tolist()
     ends = starts
-    assert vroom_bound(costs, jobs, starts, ends) > UINT32_MAX
 
-    fitted = fit_cost_bound({"p": costs}, {"p": dur}, jobs, starts, ends)["p"]
+    scale = fit_cost_bound({k: (dur, pen) for k, pen in penalties.items()}, jobs, starts, ends)
 
-    assert vroom_bound(fitted, jobs, starts, ends) <= UINT32_MAX
-    assert int(fitted.min()) >= 0
-    assert (np.diag(fitted) == 0).all()
-    # Among arcs the durations allow, a cheaper arc never becomes dearer.
     ok = dur < UNREACHABLE
-    a, b = costs[ok], fitted[ok]
-    order = np.argsort(a, kind="stable")
-    assert (np.diff(b[order]) >= 0).all()
-    # An arc the durations forbid costs at least as much as every allowed arc.
-    if (~ok).any():
-        assert int(fitted[~ok].min()) >= int(b.max())
+    allowed_max = max(int((dur + pen[None, :])[ok].max()) for pen in penalties.values())
+    for pen in penalties.values():
+        raw = dur + pen[None, :]
+        np.fill_diagonal(raw, 0)
+        assert vroom_bound(raw, jobs, starts, ends) > UINT32_MAX
+        fitted = scale.costs(dur, pen)
+        assert vroom_bound(fitted, jobs, starts, ends) <= UINT32_MAX
+        assert int(fitted.min()) >= 0
+        assert (np.diag(fitted) == 0).all()
+        # Among arcs the durations allow, a cheaper arc never becomes dearer.
+        a, b = raw[ok], fitted[ok]
+        order = np.argsort(a, kind="stable")
+        assert (np.diff(b[order]) >= 0).all()
+        # An arc the durations forbid costs at least as much as every allowed arc anywhere.
+        assert int(fitted[~ok].min()) >= -(-allowed_max // scale.factor)
 
 
 def test_costs_under_the_bound_are_left_as_they_are() -> None:
     rng = np.random.default_rng(7)
     dur = rng.integers(0, 4000, size=(30, 30)).astype(np.int64)
     np.fill_diagonal(dur, 0)
-    costs = dur + 900
-    np.fill_diagonal(costs, 0)
-    fitted = fit_cost_bound({"p": costs}, {"p": dur}, list(range(30)), [0], [0])["p"]
-    assert (fitted == costs).all()
+    pen = np.full(30, 900, dtype=np.int64)
+    scale = fit_cost_bound({"p": (dur, pen)}, list(range(30)), [0], [0])
+    expected = dur + 900
+    np.fill_diagonal(expected, 0)
+    assert (scale.costs(dur, pen) == expected).all()
