@@ -126,7 +126,12 @@ class InProcessBackend(JobBackend):
             return store.queued_ids(session, kind=store.PLAN)
 
     async def stop(self) -> None:
-        """Stop the consumers; running jobs are killed and left for the next start's recovery."""
+        """Stop the consumers; running jobs are left for the next start's recovery.
+
+        When the process is shutting down (:func:`app.planning.pool.close_pools` killed the
+        solvers), jobs still running here go back to ``queued`` at once.
+        """
+        running = list(self._running)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -135,6 +140,9 @@ class InProcessBackend(JobBackend):
         self._tasks.clear()
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
+        if solver_pool.closing():
+            for job_id in running:
+                await asyncio.to_thread(self._requeue_stopped, job_id)
         self._queue = None
         self._loop = None
 

@@ -23,6 +23,7 @@ loading a region cost seconds: an app factory called many times (tests) reuses t
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import logging
 import multiprocessing
@@ -126,7 +127,8 @@ def _call_in_worker(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
 def _context() -> multiprocessing.context.BaseContext:
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["app.planning.compute"])
+        # The guard first: it makes the forkserver exit with the service even mid-import.
+        ctx.set_forkserver_preload(["app.planning._forkserver_guard", "app.planning.compute"])
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -234,6 +236,12 @@ def close_pools() -> None:
         pools = list(_pools.values())
     for pool in pools:
         pool.close()
+    # The forkserver (holding the preloaded core in memory) goes now, not when this process
+    # exits: closing its alive pipe ends it, as no worker holds a copy (see _die_with).
+    stop = getattr(getattr(multiprocessing.forkserver, "_forkserver", None), "_stop", None)
+    if stop is not None:
+        with contextlib.suppress(OSError):
+            stop()
 
 
 atexit.register(close_pools)

@@ -38,6 +38,8 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="counts processe
 
 DAY = dt.date(2026, 12, 1)
 GRACE_S = 5.0
+#: How long a stopping server may take to exit (draining, freeing its region).
+SERVER_EXIT_S = 20.0
 
 
 def _free_port() -> int:
@@ -90,6 +92,21 @@ def _session(sid: int) -> set[int]:
     return out
 
 
+def _describe(pid: int) -> str:
+    """Parent, state and command line of a process, for the failure message."""
+    fields = _stat(pid) or ["?", "?"]
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
+    except FileNotFoundError:
+        cmd = "?"
+    return f"(ppid {fields[1]}, state {fields[0]}): {cmd}"
+
+
+def _left(server: int, recorded: set[int]) -> set[int]:
+    """Recorded processes and members of the server's session still running (not the server)."""
+    return {p for p in recorded | _session(server) if p != server and _alive(p)}
+
+
 def _threads(pid: int) -> int:
     try:
         return len(os.listdir(f"/proc/{pid}/task"))
@@ -105,6 +122,7 @@ def _server(url: str, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]
         "DATABASE_URL": url,
         "DEV_MODE": "true",
         "SOLVER_TIME_LIMIT_S": "120",
+        "SOLVER_EXPLORATION_LEVEL": "5",  # 24 VROOM search threads: see _solving_worker
         "JOB_HEARTBEAT_S": "0.5",
         "PLANNING_WORKERS": "1",
     }
@@ -137,11 +155,16 @@ def _server(url: str, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]
 
 
 def _solving_worker(server: int, timeout_s: float) -> int | None:
-    """A descendant of ``server`` running VROOM (its search threads are up), or None."""
+    """A solver worker of ``server`` running VROOM's searches (many threads), or None.
+
+    Workers are the forkserver's children, so grandchildren of the server; at the default
+    exploration level VROOM starts 24 search threads, far above anything else in a worker.
+    """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         for pid in _descendants(server):
-            if _threads(pid) >= 3:
+            fields = _stat(pid)
+            if fields is not None and int(fields[1]) != server and _threads(pid) >= 8:
                 return pid
         time.sleep(0.2)
     return None
@@ -192,20 +215,34 @@ def test_no_solver_process_outlives_the_server(
         before = _descendants(proc.pid) | _session(proc.pid)
         assert worker in before
         assert len(before) >= 3  # forkserver, resource tracker, worker at least
+        worker_stat = _stat(worker)
+        assert worker_stat is not None
+        assert int(worker_stat[1]) in before  # a grandchild: the forkserver's child
 
         t0 = time.monotonic()
         os.kill(proc.pid, sig)
-        while time.monotonic() - t0 < GRACE_S:
-            left = {p for p in before | _session(proc.pid) if p != proc.pid and _alive(p)}
-            if not left:
+        # The solver worker stops at once, whatever the signal.
+        while _alive(worker) and time.monotonic() - t0 < GRACE_S:
+            time.sleep(0.1)
+        assert not _alive(worker), f"{sig.name}: the worker still solves after {GRACE_S} s"
+        # The server drains and exits (it frees a large region first: allow it some time);
+        # within 5 s of that at the latest, nothing of its process tree is left.
+        if sig is not signal.SIGKILL:
+            proc.wait(timeout=SERVER_EXIT_S)
+        gone_at = time.monotonic()
+        while time.monotonic() - gone_at < GRACE_S:
+            if not _left(proc.pid, before):
                 break
             time.sleep(0.1)
-        left = {p for p in before | _session(proc.pid) if p != proc.pid and _alive(p)}
-        assert left == set(), f"still running {time.monotonic() - t0:.1f} s after {sig.name}"
+        left = _left(proc.pid, before)
+        assert left == set(), (
+            f"{sig.name}: {time.monotonic() - t0:.1f} s after the signal, "
+            f"{time.monotonic() - gone_at:.1f} s after the server's exit: "
+            + "; ".join(f"{p} {_describe(p)}" for p in sorted(left))
+        )
 
         if sig is not signal.SIGKILL:
-            # The server itself stops promptly; the waiting request got the (re-queued) job.
-            proc.wait(timeout=GRACE_S)
+            # The waiting request got the (re-queued) job.
             requester.join(timeout=GRACE_S)
             assert answers, "the waiting plan request got no answer"
             assert isinstance(answers[0], httpx.Response), answers[0]
