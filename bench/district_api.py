@@ -12,74 +12,26 @@ and plans it with ``POST /v1/plans?wait=`` (then ``GET /v1/jobs/{id}`` until don
 out). The last line is a JSON summary with the same keys as ``bench.district``'s: ``solve_s`` is
 the solver time the plan reports, ``wall_s`` the plan request's wall time (it includes the start
 of the server's solver process, about 3 s, on this first job), ``matrix_s`` is not reported by
-the API (null). The server is stopped at the end.
+the API (null). The server is killed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from app.planning.pool import get_region
-from app.settings import PROJECT_ROOT
 from app.store import migrate, tenants
 from app.store.db import make_engine, make_sessionmaker
 from bench._load_district import DAY, DISTRICT, district_batch
+from bench._server import serve
 from bench.district import add_day_arguments, service_settings, summary
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def _server(env: dict[str, str], log: Path) -> Iterator[str]:
-    """A running ``python -m app serve``; its base URL. SIGTERM (then SIGKILL) at the end."""
-    port = _free_port()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--port", str(port)],
-            cwd=PROJECT_ROOT,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                msg = f"server did not start: {log.read_text(errors='replace')[-2000:]}"
-                raise RuntimeError(msg)
-            time.sleep(0.3)
-        yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 def _plan(base: str, headers: dict[str, str], wait_s: float) -> dict[str, Any]:
@@ -133,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
             key = tenants.create_api_key(session, org.id, name="bench").plaintext
         engine.dispose()
         headers = {"Authorization": f"Bearer {key}"}
-        with _server({**env, "DATABASE_URL": url}, Path(tmp) / "server.log") as base:
+        server_env = {**env, "DATABASE_URL": url}
+        with serve(server_env, Path(tmp) / "server.log", ready="/readyz", timeout_s=120) as (
+            _,
+            base,
+        ):
             r = httpx.post(f"{base}/v1/import", json=batch, headers=headers, timeout=300)
             r.raise_for_status()
             t0 = time.perf_counter()

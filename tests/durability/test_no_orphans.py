@@ -13,7 +13,6 @@ import contextlib
 import datetime as dt
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,10 +26,10 @@ import pytest
 from sqlalchemy import Engine, select
 
 from app.routing import Region
-from app.settings import PROJECT_ROOT
 from app.store import migrate
 from app.store.db import make_engine
 from app.store.models import JobStatus, SolveJob
+from bench._server import serve
 from tests.conftest import make_tenant
 from tests.planning.district import DISTRICT, district_batch
 
@@ -40,13 +39,6 @@ DAY = dt.date(2026, 12, 1)
 GRACE_S = 5.0
 #: How long a stopping server may take to exit (draining, freeing its region).
 SERVER_EXIT_S = 20.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -116,9 +108,7 @@ def _threads(pid: int) -> int:
 
 @contextlib.contextmanager
 def _server(url: str, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = _free_port()
     env = {
-        **os.environ,
         "DATABASE_URL": url,
         "DEV_MODE": "true",
         "SOLVER_TIME_LIMIT_S": "120",
@@ -126,32 +116,13 @@ def _server(url: str, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]
         "JOB_HEARTBEAT_S": "0.5",
         "PLANNING_WORKERS": "1",
     }
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--port", str(port)],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail(f"server did not start: {log.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.2)
-        yield proc, base
-    finally:
-        # Whatever the test found, leave nothing running.
-        for pid in _session(proc.pid) | {proc.pid}:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+    with serve(env, log) as (proc, base):
+        try:
+            yield proc, base
+        finally:  # the process group may be gone; members that left it are not
+            for pid in _session(proc.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 def _solving_worker(server: int, timeout_s: float) -> int | None:
