@@ -15,6 +15,20 @@ from pathlib import Path
 import httpx
 
 from app.settings import PROJECT_ROOT
+from app.store import migrate, tenants
+from app.store.db import make_engine, make_sessionmaker
+
+
+def tenant_database(url: str) -> str:
+    """Migrate the empty database at ``url`` and add an organisation; its admin API key."""
+    engine = make_engine(url)
+    try:
+        migrate.upgrade(engine)
+        with make_sessionmaker(engine).begin() as session:
+            org = tenants.create_organisation(session, "Bench", timezone="Europe/Vaduz")
+            return tenants.create_api_key(session, org.id, name="bench").plaintext
+    finally:
+        engine.dispose()
 
 
 def free_port() -> int:

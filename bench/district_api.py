@@ -27,10 +27,8 @@ from typing import Any
 import httpx
 
 from app.planning.pool import get_region
-from app.store import migrate, tenants
-from app.store.db import make_engine, make_sessionmaker
 from bench._load_district import DAY, DISTRICT, district_batch
-from bench._server import serve
+from bench._server import serve, tenant_database
 from bench.district import add_day_arguments, service_settings, summary
 
 
@@ -78,12 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     batch = district_batch(region, DAY, visits=args.visits, staff=args.staff, seed=args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
-        engine = make_engine(url)
-        migrate.upgrade(engine)
-        with make_sessionmaker(engine).begin() as session:
-            org = tenants.create_organisation(session, "Bench", timezone="Europe/Vaduz")
-            key = tenants.create_api_key(session, org.id, name="bench").plaintext
-        engine.dispose()
+        key = tenant_database(url)
         headers = {"Authorization": f"Bearer {key}"}
         server_env = {**env, "DATABASE_URL": url}
         with serve(server_env, Path(tmp) / "server.log", ready="/readyz", timeout_s=120) as (
