@@ -9,7 +9,9 @@ import argparse
 import logging
 import os
 import sys
+import threading
 from collections.abc import Sequence
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from app.logging_setup import configure_logging
@@ -19,6 +21,7 @@ from app.store.db import make_engine, make_sessionmaker
 from app.store.models import Role
 
 if TYPE_CHECKING:
+    import uvicorn
     from fastapi import FastAPI
 
 log = logging.getLogger("app")
@@ -143,14 +146,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
             access_log=False,
         )
         return 0
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_config=None,
         access_log=False,
     )
+    _stopping_server(config).run()
     return 0
+
+
+def _stopping_server(config: uvicorn.Config) -> uvicorn.Server:
+    """A uvicorn server that stops the solver processes at the first SIGTERM/SIGINT.
+
+    uvicorn drains open requests before the app's shutdown runs; a solve must not run on (or
+    hold a waiting request) meanwhile: its job goes back to the queue for the next start.
+    """
+    import uvicorn
+
+    from app.planning.pool import close_pools
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # A thread: the signal may arrive while this thread holds the pools' lock.
+            threading.Thread(target=close_pools, name="close-solver-pools").start()
+            super().handle_exit(sig, frame)
+
+    return Server(config)
 
 
 def worker_app() -> FastAPI:

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from app.domain import TravelMode
+from app.domain import Address, TravelMode
 from app.replan import diff as replan_diff
 from app.replan.apply import prepare_replan
 from app.replan.events import (
@@ -45,15 +45,31 @@ from app.replan.events import (
 )
 from app.replan.freeze import DEFAULT_FREEZE_S
 from app.replan.service import DEFAULT_STABILITY_PENALTY_S, assemble, replan
-from app.routing import load_region
+from app.routing import OffRoadLocation, Region, UnreachableLocation, load_region
 from app.scheduling import solve, validate
 from app.scheduling.model import Plan, Problem, SolveOptions, StopKind, TimeWindow, Visit
 from app.scheduling.sample import district_points, generate_district, to_problem
-from bench.district import _routable
 
 ROOT = Path(__file__).resolve().parents[1]
 H = 3600
 M = 60
+
+
+def _routable(region: Region, addresses: Sequence[Address]) -> list[Address]:
+    """The addresses every mode can route to (the extract has a few on cut-off roads)."""
+    keep = list(addresses)
+    for mode in (TravelMode.DRIVE, TravelMode.BIKE):
+        for _ in range(len(keep)):
+            labels = [str(i) for i in range(len(keep))]
+            try:
+                region.matrix(mode, [a.location for a in keep], labels)
+                break
+            except UnreachableLocation as exc:
+                bad = {exc.label}
+            except OffRoadLocation as exc:
+                bad = {label for label, _ in exc.offenders}
+            keep = [a for i, a in enumerate(keep) if str(i) not in bad]
+    return keep
 
 
 def _visit_stops(plan: Plan) -> dict[str, tuple[str, int, int]]:

@@ -26,9 +26,8 @@ from fastapi.testclient import TestClient
 from app.api.app import create_app
 from app.planning.pool import get_region
 from app.settings import Settings
-from app.store import migrate, tenants
-from app.store.db import make_engine, make_sessionmaker
 from bench._load_district import district_batch
+from bench._server import tenant_database
 
 DAY = dt.date(2026, 12, 1)
 
@@ -106,12 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             replan_time_limit_s=args.time_limit,
             rate_limit_per_s=0,
         )
-        engine = make_engine(url)
-        migrate.upgrade(engine)
-        with make_sessionmaker(engine).begin() as session:
-            org = tenants.create_organisation(session, "Bench", timezone="Europe/Vaduz")
-            key = tenants.create_api_key(session, org.id, name="bench").plaintext
-        engine.dispose()
+        key = tenant_database(url)
         headers = {"Authorization": f"Bearer {key}"}
         region = get_region(settings.region_file, settings.osm_cache_dir)
         batch = district_batch(region, DAY, visits=args.visits, staff=args.staff, seed=args.seed)

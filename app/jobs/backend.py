@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.jobs.store import FINAL
+from app.planning import pool as solver_pool
 from app.store.models import JobStatus, SolveJob
 
 
@@ -45,12 +46,16 @@ class JobBackend(ABC):
             return session.scalar(select(SolveJob.status).where(SolveJob.id == job_id))
 
     async def wait(self, job_id: str, timeout: float) -> JobStatus | None:
-        """Wait up to ``timeout`` seconds for the job to finish; its last status."""
+        """Wait up to ``timeout`` seconds for the job to finish; its last status.
+
+        Returns early once the process is shutting down, so a waiting request answers with the
+        job (queued again for the next start) instead of holding the shutdown up.
+        """
         deadline = time.monotonic() + timeout
         while True:
             status = await asyncio.to_thread(self._status, job_id)
             left = deadline - time.monotonic()
-            if status is None or status in FINAL or left <= 0:
+            if status is None or status in FINAL or left <= 0 or solver_pool.closing():
                 return status
             await self._sleep(job_id, min(left, 0.25))
 

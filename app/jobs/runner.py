@@ -7,6 +7,9 @@
   a cancel (or the hard ``job_timeout_s`` guard) terminates the worker processes.
 - ``planning_workers`` jobs run at once. Killing the pool to stop one job also stops the others
   running beside it; they are re-queued (not failed) because nothing was wrong with them.
+- Shutdown (SIGTERM/SIGINT calls :func:`app.planning.pool.close_pools`): the solver processes
+  are killed at once, running jobs go back to ``queued`` for the next start, and no job is
+  claimed any more (docs/decisions/jobs-no-orphans.md).
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.jobs import store
 from app.jobs.backend import JobBackend
+from app.planning import pool as solver_pool
 from app.planning import service
 from app.planning.compute import PlanResult
-from app.planning.pool import SolverPool
+from app.planning.pool import PoolClosed, SolverPool
 from app.settings import Settings
 from app.store.models import JobStatus
 
@@ -101,7 +105,7 @@ class InProcessBackend(JobBackend):
 
     def _put(self, job_id: str) -> None:
         """Queue a job for the consumers; without a started runner it stays queued in the table."""
-        if self._queue is None or not self._in_loop():
+        if self._queue is None or not self._in_loop() or solver_pool.closing():
             log.info("job %s stays queued until a runner starts", job_id)
             return
         if job_id not in self._pending:
@@ -122,7 +126,12 @@ class InProcessBackend(JobBackend):
             return store.queued_ids(session, kind=store.PLAN)
 
     async def stop(self) -> None:
-        """Stop the consumers; running jobs are killed and left for the next start's recovery."""
+        """Stop the consumers; running jobs are left for the next start's recovery.
+
+        When the process is shutting down (:func:`app.planning.pool.close_pools` killed the
+        solvers), jobs still running here go back to ``queued`` at once.
+        """
+        running = list(self._running)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -131,6 +140,9 @@ class InProcessBackend(JobBackend):
         self._tasks.clear()
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
+        if solver_pool.closing():
+            for job_id in running:
+                await asyncio.to_thread(self._requeue_stopped, job_id)
         self._queue = None
         self._loop = None
 
@@ -144,7 +156,12 @@ class InProcessBackend(JobBackend):
         """Kill the worker of ``job_id`` if this process runs it."""
         if job_id in self._running:
             self._stopped[job_id] = "cancelled"
-            await self._thread(self._pool().kill)
+            await self._thread(self._kill_workers)
+
+    def _kill_workers(self) -> None:
+        """Stop the solver processes (a cancel or a timeout); nothing to do once shut down."""
+        with contextlib.suppress(PoolClosed):  # close_pools already killed them
+            self._pool().kill()
 
     async def _sleep(self, job_id: str, seconds: float) -> None:
         if not self._in_loop():
@@ -188,11 +205,17 @@ class InProcessBackend(JobBackend):
         self._put(job_id)
 
     async def _run(self, job_id: str) -> None:
+        if solver_pool.closing():
+            return  # stays queued for the next start
         started = await self._thread(service.start_job, self.factory, job_id)
         if started is None:
             return
         options = service.plan_options(self.settings, started.params.get("options"))
-        future = self._pool().submit(started.input, options)
+        try:
+            future = self._pool().submit(started.input, options)
+        except PoolClosed:
+            await self._thread(self._requeue_stopped, job_id)
+            return
         self._running[job_id] = future
         result = await self._watch(job_id, future)
         if result is None:
@@ -212,10 +235,10 @@ class InProcessBackend(JobBackend):
             status = await self._thread(self._beat, job_id, t0)
             if status is not JobStatus.RUNNING and job_id not in self._stopped:
                 self._stopped[job_id] = "cancelled"
-                await self._thread(self._pool().kill)
+                await self._thread(self._kill_workers)
             elif time.monotonic() - t0 > self.settings.job_timeout_s:
                 self._stopped[job_id] = "timeout"
-                await self._thread(self._pool().kill)
+                await self._thread(self._kill_workers)
         try:
             return wrapped.result()
         except BrokenProcessPool:
@@ -234,11 +257,18 @@ class InProcessBackend(JobBackend):
         with self.factory.begin() as session:
             return store.heartbeat(session, job_id, progress=progress)
 
+    def _requeue_stopped(self, job_id: str) -> None:
+        with self.factory.begin() as session:
+            store.requeue(session, job_id, "the service stopped during the solve; queued again")
+
     def _after_kill(self, job_id: str) -> bool:
         """Record why a job's worker went away; True when the job should run again."""
         why = self._stopped.get(job_id)
         if why == "cancelled":
             return False  # the row already says cancelled
+        if solver_pool.closing():  # the service is stopping: the next start runs it
+            self._requeue_stopped(job_id)
+            return False
         if why == "timeout":
             service.fail_job(
                 self.factory,

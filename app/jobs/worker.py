@@ -58,7 +58,7 @@ class QueueRunner(InProcessBackend):
             raise
 
     def _requeue_on_shutdown(self, job_id: str) -> None:
-        self._pool().kill()
+        self._kill_workers()
         with self.factory.begin() as session:
             store.requeue(session, job_id, "the worker shut down during the solve; queued again")
 

@@ -9,6 +9,12 @@
   never run on the event loop or in a request thread.
 - :meth:`SolverPool.kill` is the hard wall-clock guard: it terminates the worker processes (the
   only way to stop a native solver mid-run) and starts a fresh pool.
+- No solver process outlives the service process (docs/decisions/jobs-no-orphans.md). A worker
+  dies with its parent, the forkserver (``PR_SET_PDEATHSIG`` on Linux), and gives up its copy of
+  the forkserver's "alive" pipe, so the forkserver itself exits as soon as the service process
+  is gone, however it died (SIGKILL included); the resource tracker follows when its last
+  writer is gone. On SIGTERM/SIGINT the server calls :func:`close_pools` at once: workers are
+  killed, their jobs queued again for the next start, and no new worker starts.
 
 Both are per process and keyed by the settings that shape them, because starting workers and
 loading a region cost seconds: an app factory called many times (tests) reuses them.
@@ -17,8 +23,14 @@ loading a region cost seconds: an app factory called many times (tests) reuses t
 from __future__ import annotations
 
 import atexit
+import contextlib
+import ctypes
 import logging
 import multiprocessing
+import multiprocessing.forkserver
+import os
+import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -44,6 +56,15 @@ T = TypeVar("T")
 
 #: The region of a worker process, loaded by :func:`_init_worker`.
 _worker_region: Region | None = None
+#: Set by :func:`close_pools`: this process is stopping, no solver process starts any more.
+_closed = threading.Event()
+
+#: ``prctl`` option: the signal the kernel sends a process when its parent exits.
+_PR_SET_PDEATHSIG = 1
+
+
+class PoolClosed(RuntimeError):
+    """The process is shutting down: no more work goes to solver processes."""
 
 
 def _region_key(
@@ -103,8 +124,37 @@ def loaded_region(
     return _regions.get(key)
 
 
-def _init_worker(region_file: Path, cache_dir: Path, modes: tuple[TravelMode, ...]) -> None:
+def _die_with(service_pid: int) -> None:
+    """Make this worker process end when the service process ``service_pid`` ends.
+
+    The worker's parent is the forkserver. The kernel kills the worker when the forkserver
+    exits (``PR_SET_PDEATHSIG``, no Python needed, so it works while VROOM holds the GIL), and
+    the forkserver exits when nobody holds its "alive" pipe any more. Every worker inherits a
+    copy of that pipe; closing it here leaves the service process its only holder.
+    """
+    server: Any = multiprocessing.forkserver._forkserver  # type: ignore[attr-defined]
+    alive_fd = getattr(server, "_forkserver_alive_fd", None)
+    if alive_fd is not None and os.getppid() != service_pid:  # forked by the forkserver
+        os.close(alive_fd)
+        server._forkserver_alive_fd = None
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    try:  # the service may have died before the line above armed the signal
+        os.kill(service_pid, 0)
+    except ProcessLookupError:
+        os._exit(1)
+
+
+def _init_worker(
+    region_file: Path,
+    cache_dir: Path,
+    modes: tuple[TravelMode, ...],
+    service_pid: int | None = None,
+) -> None:
     global _worker_region
+    if service_pid is not None:
+        _die_with(service_pid)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     _worker_region = get_region(region_file, cache_dir, modes)
 
@@ -126,7 +176,8 @@ def _call_in_worker(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
 def _context() -> multiprocessing.context.BaseContext:
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["app.planning.compute"])
+        # The guard first: it makes the forkserver exit with the service even mid-import.
+        ctx.set_forkserver_preload(["app.planning._forkserver_guard", "app.planning.compute"])
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -153,12 +204,19 @@ class SolverPool:
             max_workers=self.workers,
             mp_context=_context(),
             initializer=_init_worker,
-            initargs=(self.region_file, self.cache_dir, self.modes),
+            initargs=(self.region_file, self.cache_dir, self.modes, os.getpid()),
         )
 
     def submit(self, inp: PlanInput, options: PlanOptions) -> Future[PlanResult]:
-        """Start computing ``inp`` in a worker process."""
+        """Start computing ``inp`` in a worker process.
+
+        Raises
+        ------
+        PoolClosed
+            The process is shutting down (:func:`close_pools`).
+        """
         with self._lock:
+            _check_open()
             return self._executor.submit(_compute_in_worker, inp, options)
 
     def run(self, fn: Callable[..., T], *args: Any) -> Future[T]:
@@ -167,6 +225,7 @@ class SolverPool:
         Re-plans use it: their input is plain data, the worker holds the region.
         """
         with self._lock:
+            _check_open()
             return self._executor.submit(_call_in_worker, fn, args)
 
     def kill(self) -> None:
@@ -178,16 +237,35 @@ class SolverPool:
         with self._lock:
             old = self._executor
             self._executor = self._new()
-        processes = list(getattr(old, "_processes", {}).values())
-        for proc in processes:
-            proc.terminate()
-        old.shutdown(wait=False, cancel_futures=True)
-        log.warning("solver pool: %d worker process(es) terminated", len(processes))
+        n = _stop_executor(old)
+        log.warning("solver pool: %d worker process(es) terminated", n)
 
-    def shutdown(self) -> None:
-        """Stop the workers (waiting for running jobs)."""
+    def close(self) -> None:
+        """Kill the workers at once, without starting new ones (the process is stopping)."""
         with self._lock:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+            n = _stop_executor(self._executor)
+        if n:
+            log.info("solver pool closed: %d worker process(es) stopped", n)
+
+
+def _stop_executor(executor: ProcessPoolExecutor) -> int:
+    """SIGKILL the executor's worker processes and shut it down without waiting; how many."""
+    procs = list((getattr(executor, "_processes", None) or {}).values())
+    for proc in procs:
+        proc.kill()
+    executor.shutdown(wait=False, cancel_futures=True)
+    return len(procs)
+
+
+def _check_open() -> None:
+    if _closed.is_set():
+        msg = "the service is shutting down; the job stays queued for the next start"
+        raise PoolClosed(msg)
+
+
+def closing() -> bool:
+    """True once :func:`close_pools` ran: the process is stopping."""
+    return _closed.is_set()
 
 
 def get_pool(
@@ -200,6 +278,7 @@ def get_pool(
     region_key = _region_key(region_file, cache_dir, modes)
     key = (*region_key, workers)
     with _lock:
+        _check_open()
         pool = _pools.get(key)
         if pool is None:
             pool = SolverPool(key[0], key[1], workers, region_key[2])
@@ -207,13 +286,24 @@ def get_pool(
         return pool
 
 
-def shutdown_pools() -> None:
-    """Stop every pool of this process (at exit)."""
+def close_pools() -> None:
+    """Stop every solver process of this process now; no new one starts afterwards.
+
+    Called on SIGTERM/SIGINT and at exit. Work running in the pools fails with
+    ``BrokenProcessPool`` (the job runner queues those jobs again); later submissions raise
+    :class:`PoolClosed`. Safe to call from any thread, and more than once.
+    """
+    _closed.set()
     with _lock:
         pools = list(_pools.values())
-        _pools.clear()
     for pool in pools:
-        pool.shutdown()
+        pool.close()
+    # The forkserver (holding the preloaded core in memory) goes now, not when this process
+    # exits: closing its alive pipe ends it, as no worker holds a copy (see _die_with).
+    stop = getattr(getattr(multiprocessing.forkserver, "_forkserver", None), "_stop", None)
+    if stop is not None:
+        with contextlib.suppress(OSError):
+            stop()
 
 
-atexit.register(shutdown_pools)
+atexit.register(close_pools)

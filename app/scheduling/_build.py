@@ -19,7 +19,11 @@ Mapping (see docs/decisions/scheduling-*.md):
   whose visits are not "this staff member's" costs ``penalty`` seconds more than the travel time.
   Visits are grouped into internal locations by (problem location, preferred staff, current
   shift), so two clients in one building with different preferred carers never share a cost
-  column. Shifts whose penalty vectors are equal share one VROOM profile.
+  column. Shifts whose penalty vectors are equal share one VROOM profile;
+- costs are fitted to VROOM's uint32 cost bound (:func:`fit_cost_bound`, see
+  docs/decisions/scheduling-cost-bound.md): an arc the durations forbid (``UNREACHABLE``) costs
+  just more than every allowed arc instead of 10^7, and a day too large for the bound has all
+  costs divided by one common factor.
 """
 
 from __future__ import annotations
@@ -40,7 +44,11 @@ MAX_PENALTY_S = 1_000_000
 MANDATORY_PRIORITY = 100
 OPTIONAL_PRIORITY = 2
 
+#: VROOM adds its solution-cost bound in uint32 and refuses the input past this value.
+VROOM_COST_LIMIT = 2**32 - 1
+
 U32 = npt.NDArray[np.uint32]
+I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +109,99 @@ def _to_u32(matrix: npt.NDArray[np.int64], what: str) -> U32:
         msg = f"{what} holds values outside the uint32 range VROOM accepts"
         raise InvalidProblem(msg)
     return matrix.astype(np.uint32)
+
+
+def _cost_bound(costs: I64, jobs: I64, starts: I64, ends: I64) -> int:
+    """VROOM's bound of a solution's cost under ``costs`` (``Input::check_cost_bound``).
+
+    The sum over jobs of the largest cost leaving (or, whichever is larger, entering) the job's
+    location, plus the largest cost leaving each vehicle's start and entering each vehicle's end.
+    VROOM sums it in uint32 and refuses the input ("Too high cost values") on overflow.
+    """
+    # int64 cannot overflow here: entries are below 2^31 and a day has far fewer than 2^32 jobs.
+    row_max = costs.max(axis=1)
+    col_max = costs.max(axis=0)
+    jobs_bound = max(int(row_max[jobs].sum()), int(col_max[jobs].sum()))
+    return jobs_bound + int(row_max[starts].sum()) + int(col_max[ends].sum())
+
+
+@dataclass(frozen=True, slots=True)
+class CostScale:
+    """How travel and penalties become the costs VROOM gets (see :func:`fit_cost_bound`)."""
+
+    #: Cost of an arc the durations forbid (``UNREACHABLE``), before the division.
+    forbidden_cost: int
+    #: Common divisor of every cost (1 = none).
+    factor: int = 1
+
+    def costs(self, durations: I64, penalty: I64) -> I64:
+        """The cost matrix of a profile: travel plus the penalty of entering each location."""
+        c = durations + penalty[None, :]
+        c[durations >= UNREACHABLE] = self.forbidden_cost
+        np.fill_diagonal(c, 0)
+        return c if self.factor == 1 else -(-c // self.factor)
+
+
+def fit_cost_bound(
+    profiles: Mapping[str, tuple[I64, I64]],
+    job_locations: Sequence[int],
+    vehicle_starts: Sequence[int],
+    vehicle_ends: Sequence[int],
+) -> CostScale:
+    """Cost scaling that VROOM accepts and that ranks allowed arcs as travel + penalty does.
+
+    Parameters
+    ----------
+    profiles
+        Profile -> (durations over the input's locations, penalty per entered location). The
+        durations forbid a pair at ``UNREACHABLE`` (no shift is that long), so its cost only has
+        to exceed every allowed arc's.
+    job_locations
+        The location of every VROOM job (a location counts once per job).
+    vehicle_starts, vehicle_ends
+        Start and end locations of the vehicles that have one (every profile's bound counts
+        every vehicle).
+
+    Returns
+    -------
+    CostScale
+        Forbidden arcs cost one more than the dearest allowed arc of all profiles; if a
+        profile's bound then still exceeds :data:`VROOM_COST_LIMIT`, every cost of every profile
+        is divided by one common factor, rounded up (a positive cost stays positive, costs of
+        different profiles stay comparable). A day within the bound keeps its costs.
+
+    Raises
+    ------
+    InvalidProblem
+        Not even the scaled costs fit (about 2^32 jobs and route ends).
+    """
+    jobs = np.asarray(job_locations, dtype=np.intp)
+    starts = np.asarray(vehicle_starts, dtype=np.intp)
+    ends = np.asarray(vehicle_ends, dtype=np.intp)
+    # One profile's matrix at a time: a large day has one profile per carer.
+    allowed_max = 0
+    for durations, penalty in profiles.values():
+        c = durations + penalty[None, :]
+        np.fill_diagonal(c, 0)
+        allowed = durations < UNREACHABLE
+        if allowed.any():
+            allowed_max = max(allowed_max, int(c[allowed].max()))
+    scale = CostScale(forbidden_cost=allowed_max + 1)
+    worst = max(
+        (_cost_bound(scale.costs(d, p), jobs, starts, ends) for d, p in profiles.values()),
+        default=0,
+    )
+    if worst <= VROOM_COST_LIMIT:
+        return scale
+    terms = len(jobs) + len(starts) + len(ends)
+    # Rounding up adds at most one per summed term: leave room for it.
+    factor = -(-worst // max(VROOM_COST_LIMIT - terms, 1))
+    scale = CostScale(forbidden_cost=allowed_max + 1, factor=factor)
+    for d, p in profiles.values():
+        if _cost_bound(scale.costs(d, p), jobs, starts, ends) > VROOM_COST_LIMIT:
+            msg = f"the day is too large for VROOM's cost bound ({terms} jobs and route ends)"
+            raise InvalidProblem(msg)
+    return scale
 
 
 class _Skills:
@@ -243,15 +344,20 @@ def build_input(
         shift_profile.append(profiles[key])
 
     inp = vroom.Input()
-    base: dict[str, npt.NDArray[np.int64]] = {}
-    for (mode, _), name in profiles.items():
+    base: dict[str, I64] = {}
+    for mode, _ in profiles:
         if mode not in base:
             m = problem.matrices[mode].durations
             base[mode] = np.minimum(m[np.ix_(idx, idx)].astype(np.int64), UNREACHABLE)
-        durations = base[mode]
-        costs = durations + profile_pen[name][None, :]
-        np.fill_diagonal(costs, 0)
-        inp.set_durations_matrix(name, _to_u32(durations, f"{mode} durations"))
+    scale = fit_cost_bound(
+        {name: (base[mode], profile_pen[name]) for (mode, _), name in profiles.items()},
+        job_loc,
+        [i for i in shift_start if i is not None],
+        [i for i in shift_end if i is not None],
+    )
+    for (mode, _), name in profiles.items():
+        inp.set_durations_matrix(name, _to_u32(base[mode], f"{mode} durations"))
+        costs = scale.costs(base[mode], profile_pen[name])
         inp.set_costs_matrix(name, _to_u32(costs, f"{mode} costs"))
 
     total_demand = sum(v.demand for v in problem.visits)
