@@ -19,12 +19,13 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from app.domain import Address, TravelMode
 from app.routing import OffRoadLocation, Region, UnreachableLocation, load_region
 from app.scheduling import solve, validate
-from app.scheduling.model import SolveOptions
+from app.scheduling.options import is_service_path, service_options
 from app.scheduling.sample import district_points, generate_district, to_problem
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,10 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         "--time-limit",
         type=float,
         default=None,
-        help="solver seconds (default: 0.02 s per visit, at least 3)",
+        help="solver seconds (default: the service's)",
     )
-    ap.add_argument("--exploration", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--exploration", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None)
     ap.add_argument(
         "--penalties",
         default="0,300,900,1800",
@@ -69,7 +70,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--cache-dir", type=Path, default=ROOT / "osm_cache")
     args = ap.parse_args(argv)
-    limit = args.time_limit if args.time_limit is not None else max(3.0, 0.02 * args.visits)
 
     t0 = time.perf_counter()
     region = load_region(
@@ -84,10 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     matrices = {m.value: region.matrix(m, points) for m in (TravelMode.DRIVE, TravelMode.BIKE)}
     matrix_s = time.perf_counter() - t0
     problem = to_problem(district, matrices)
-    default = SolveOptions()
-    opts = SolveOptions(
-        time_limit_s=limit, exploration_level=args.exploration, threads=args.threads
+    opts = service_options(
+        time_limit_s=args.time_limit, exploration_level=args.exploration, threads=args.threads
     )
+    limit = opts.time_limit_s
 
     t0 = time.perf_counter()
     plan = solve(problem, opts)
@@ -108,12 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         p_plan = solve(
             problem,
-            SolveOptions(
-                time_limit_s=limit,
-                exploration_level=args.exploration,
-                threads=args.threads,
-                continuity_penalty_s=pen,
-            ),
+            replace(opts, continuity_penalty_s=pen),
         )
         row = {
             "penalty_s": pen,
@@ -138,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         "travel_s": int(plan.kpis["travel_s"]),
         "preferred_share": round(float(plan.kpis["preferred_share"]), 3),
         "direct_care_ratio": round(float(plan.kpis["direct_care_ratio"]), 3),
-        "continuity_penalty_s": default.continuity_penalty_s,
+        "continuity_penalty_s": opts.continuity_penalty_s,
+        "service_path": is_service_path(opts),
         "tradeoff": tradeoff,
     }
     print(json.dumps(summary))

@@ -70,6 +70,10 @@ class Visit:
     demand: int = 0
     #: False when the client has no usable coordinates; the visit is then unassigned with a reason.
     geocoded: bool = True
+    #: Soft window: the latest *preferred* start (seconds). Starting later is allowed inside the
+    #: hard ``windows`` but is lateness ("tardiness", ``start - due``), which the solver avoids
+    #: and the KPIs report. None = no preference beyond the hard windows.
+    due: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +128,7 @@ class SolveOptions:
     #: Solve rounds used to synchronise double-staffed visits and keep dependency gaps (>= 1).
     coupling_rounds: int = 4
     #: Seconds of post-optimisation (app.scheduling.improve) after VROOM; 0 = off.
-    improve_s: float = 0.0
+    improve_s: float = 1.5
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ Double-staffed visits and dependencies are not VROOM features; they are enforced
 
 from __future__ import annotations
 
+import random
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,7 @@ from app.scheduling.model import (
     SolveOptions,
     Stop,
     StopKind,
+    TimeWindow,
     Unassigned,
     UnassignedReason,
     Visit,
@@ -148,18 +150,218 @@ def solve(problem: Problem, options: SolveOptions | None = None) -> Plan:
     opts = options or SolveOptions()
     t0 = time.perf_counter()
     check_problem(problem, opts)
+    routes, unassigned = _search(problem, opts, t0, t0 + opts.time_limit_s)
+    plan = Plan(routes=routes, unassigned=unassigned)
+    elapsed = time.perf_counter() - t0
+    return replace(plan, kpis=compute_kpis(problem, plan), solve_time_s=elapsed)
+
+
+#: Share of the time limit the first attempt may use when later attempts may follow.
+_FIRST_SHARE = 0.5
+#: Reasons for which another attempt may still place a visit (the others are facts).
+_RETRY_REASONS = frozenset(
+    {
+        UnassignedReason.CAPACITY,
+        UnassignedReason.OTHER,
+        UnassignedReason.SECOND_CARER_UNAVAILABLE,
+        UnassignedReason.DEPENDENCY_UNSATISFIED,
+    }
+)
+
+
+def _anchor(
+    problem: Problem,
+    index: Mapping[str, int],
+    jobs: dict[tuple[int, int], JobSpec],
+    focus: frozenset[str],
+    rng: random.Random,
+) -> None:
+    """Pin linked visits of ``focus`` to a drawn start before VROOM sees them.
+
+    A double visit gets both copies at one drawn start; a dependency pair gets the first visit
+    at a drawn start and the dependent one narrowed to ``[start + min_gap, start + max_gap]``.
+    The coupling rounds then proceed as usual; a draw that leaves no room is not applied.
+    """
+
+    def draw(wins: Sequence[tuple[int, int]]) -> int:
+        a, b = rng.choice(list(wins))
+        return rng.randint(a, b)
+
+    for vi, v in enumerate(problem.visits):
+        keys = [(vi, c) for c in range(v.carers_required) if (vi, c) in jobs]
+        dep = v.depends_on
+        if dep is not None and dep.visit_id in index:
+            xi = index[dep.visit_id]
+            if v.id not in focus and dep.visit_id not in focus:
+                continue
+            xkeys = [(xi, c) for c in range(problem.visits[xi].carers_required) if (xi, c) in jobs]
+            if not keys or not xkeys or any(jobs[k].only_shift is not None for k in xkeys):
+                continue
+            for _ in range(8):
+                t = draw(jobs[xkeys[0]].start_windows)
+                hi = None if dep.max_gap is None else t + dep.max_gap
+                narrowed = {k: intersect(jobs[k].start_windows, t + dep.min_gap, hi) for k in keys}
+                if all(narrowed.values()) and all(
+                    intersect(jobs[k].start_windows, t, t) for k in xkeys
+                ):
+                    for k in xkeys:
+                        jobs[k] = replace(jobs[k], start_windows=((t, t),))
+                    for k, wins in narrowed.items():
+                        jobs[k] = replace(jobs[k], start_windows=wins)
+                    break
+        elif v.carers_required == 2 and v.id in focus and len(keys) == 2:
+            if any(jobs[k].only_shift is not None for k in keys):
+                continue
+            t = draw(jobs[keys[0]].start_windows)
+            if intersect(jobs[keys[1]].start_windows, t, t):
+                for k in keys:
+                    jobs[k] = replace(jobs[k], start_windows=((t, t),))
+
+
+def _preferred(problem: Problem, slack: Mapping[str, int]) -> Problem:
+    """The problem with each soft window made hard at ``due + slack`` (inside the hard windows)."""
+    visits = []
+    for v in problem.visits:
+        if v.due is None:
+            visits.append(v)
+            continue
+        last_end = v.due + slack.get(v.id, 0) + v.duration
+        wins = tuple(
+            TimeWindow(w.start, min(w.end, last_end)) for w in v.windows if w.start <= last_end
+        )
+        if not v.windows:
+            wins = (TimeWindow(0, last_end),)
+        visits.append(replace(v, windows=wins or v.windows[:1], due=None))
+    return replace(problem, visits=tuple(visits))
+
+
+def _search(
+    problem: Problem, opts: SolveOptions, t0: float, deadline: float
+) -> tuple[tuple[Route, ...], tuple[Unassigned, ...]]:
+    """Attempts until nothing is left to gain or the time limit, then post-optimisation.
+
+    Attempt 1 treats every soft window (:attr:`Visit.due`) as hard. While visits are left out
+    for a reason another attempt may overcome (capacity, second carer, dependency, solver), or
+    visits start late, and time remains, another attempt runs: visits with a due time that were
+    left out (and the visits linked to them) may start later, by a slack that doubles per
+    attempt (a quarter of their preferred window first, never beyond their hard windows), and
+    VROOM sees the jobs in another, seeded order (deterministic for a given input). The best
+    plan wins: most mandatory visits, most visits, least lateness + travel. Every attempt's
+    windows lie inside the hard ones, so every plan keeps the hard rules of ``problem``. The
+    post-optimisation (``improve_s``) then runs once on the best plan.
+    """
+    by_id = {v.id: v for v in problem.visits}
+    linked: dict[str, set[str]] = {}
+    for v in problem.visits:
+        if v.depends_on is not None and v.depends_on.visit_id in by_id:
+            linked.setdefault(v.id, set()).add(v.depends_on.visit_id)
+            linked.setdefault(v.depends_on.visit_id, set()).add(v.id)
+    retry_possible = bool(linked) or any(
+        v.due is not None or v.carers_required == 2 for v in problem.visits
+    )
+
+    def room(v: Visit) -> int:
+        hard_last = max((w.end - v.duration for w in v.windows), default=2**31 - 1)
+        return max(0, hard_last - (v.due or 0))
+
+    def lateness(routes: Sequence[Route]) -> int:
+        return sum(
+            max(0, s.start - due)
+            for r in routes
+            for s in r.stops
+            if s.visit_id in by_id and (due := by_id[s.visit_id].due) is not None
+        )
+
+    def score(routes: Sequence[Route]) -> tuple[int, int, int]:
+        planned = {vid for r in routes for vid in r.visit_ids}
+        mandatory = sum(1 for vid in planned if by_id[vid].priority is Priority.MANDATORY)
+        travel_s = sum(s.travel_time for r in routes for s in r.stops)
+        return (mandatory, len(planned), -(lateness(routes) + travel_s))
+
+    slack: dict[str, int] = {}
+    work = _preferred(problem, slack)
+    first_end = t0 + (deadline - t0) * (_FIRST_SHARE if retry_possible else 1.0)
+    best = _solve_once(problem, work, opts, first_end)
+    best_work, best_score = work, score(best[0])
+    attempt = 0
+    while retry_possible and time.perf_counter() < deadline - 0.05:
+        routes, unassigned = best
+        open_ids = {u.visit_id for u in unassigned if u.reason in _RETRY_REASONS}
+        if not open_ids and lateness(routes) == 0:
+            break  # nothing left to gain: everything placeable is planned, on time
+        attempt += 1
+        if not open_ids:
+            # Complete but late: ask for half the lateness of the best plan (grown back below
+            # for whatever that leaves out).
+            slack = {
+                s.visit_id: max(0, s.start - due) // 2
+                for r in routes
+                for s in r.stops
+                if s.visit_id in by_id and (due := by_id[s.visit_id].due) is not None
+            }
+        for vid in sorted(open_ids | {o for x in open_ids for o in linked.get(x, ())}):
+            v = by_id[vid]
+            if v.due is not None and slack.get(vid, 0) < room(v):
+                width = max(60, v.due - min((w.start for w in v.windows), default=v.due))
+                slack[vid] = min(room(v), max(width // 4, 2 * slack.get(vid, 0)))
+        work = _preferred(problem, slack)
+        left = deadline - time.perf_counter()
+        late_ids = {
+            s.visit_id
+            for r in routes
+            for s in r.stops
+            if s.visit_id in by_id and (due := by_id[s.visit_id].due) is not None and s.start > due
+        }
+        focus = frozenset(open_ids | late_ids)
+        stop_at = time.perf_counter() + max(left * 0.5, min(left, 0.5))
+        cand = _solve_once(problem, work, opts, stop_at, attempt, focus)
+        cand_score = score(cand[0])
+        if cand_score > best_score:
+            best, best_work, best_score = cand, work, cand_score
+    routes, unassigned = best
+    if opts.improve_s > 0 and routes:  # post-optimisation; keeps the plan if nothing better
+        from app.scheduling.improve import improve_routes
+
+        routes = improve_routes(
+            best_work,
+            routes,
+            opts.improve_s,
+            continuity_penalty_s=opts.continuity_penalty_s,
+            stability_penalty_s=opts.stability_penalty_s,
+        ).routes
+    return routes, unassigned
+
+
+def _solve_once(
+    problem: Problem,
+    work: Problem,
+    opts: SolveOptions,
+    deadline: float,
+    attempt: int = 0,
+    focus: frozenset[str] = frozenset(),
+) -> tuple[tuple[Route, ...], tuple[Unassigned, ...]]:
+    """One full solve of ``work``: coupling rounds, repair, gap filling.
+
+    ``work`` is ``problem`` or a restriction of it (windows narrowed); unassigned visits are
+    explained against ``problem``, so reasons are the true ones. ``attempt`` > 0 offers VROOM
+    the jobs in an order shuffled with that seed (another search path, same problem) and
+    anchors the linked visits of ``focus`` at a start drawn with that seed (:func:`_anchor`).
+    """
+    original = problem
+    problem = work
     index = {v.id: i for i, v in enumerate(problem.visits)}
     shift_index = {s.id: i for i, s in enumerate(problem.shifts)}
     hints: dict[str, UnassignedReason] = {}
 
     jobs = _initial_jobs(problem, index, shift_index, hints)
+    if attempt and focus:
+        _anchor(problem, index, jobs, focus, random.Random(attempt))
     couplings = any(
         problem.visits[j.visit_index].carers_required == 2
         or problem.visits[j.visit_index].depends_on is not None
         for j in jobs.values()
     )
     rounds = opts.coupling_rounds if couplings else 1
-    deadline = t0 + opts.time_limit_s
     result = _RoundResult({}, {}, {})
     # Warm start (re-planning): the current routes first, then each round's own result.
     warm = bool(problem.initial_routes or problem.fixed)
@@ -168,6 +370,8 @@ def solve(problem: Problem, options: SolveOptions | None = None) -> Plan:
         left = max(deadline - time.perf_counter(), 0.05)
         budget = left * (0.5 if couplings and r == 0 else 1.0 / (rounds - r))
         keys = sorted(jobs)
+        if attempt:
+            random.Random(attempt).shuffle(keys)
         initial = _feasible_start(problem, jobs, keys, seed) if warm else {}
         result = _solve_round(problem, [jobs[k] for k in keys], opts, budget, initial)
         if warm:
@@ -185,27 +389,16 @@ def solve(problem: Problem, options: SolveOptions | None = None) -> Plan:
 
     routes = _repair(problem, result, hints)
     routes = _fill_gaps(problem, list(routes))
+    routes = _fill_linked_visits(problem, routes)
     plan_routes = tuple(r for r in routes if r.visit_ids)
-    if opts.improve_s > 0:  # optional post-optimisation; keeps the plan if nothing better
-        from app.scheduling.improve import improve_routes
-
-        plan_routes = improve_routes(
-            problem,
-            plan_routes,
-            opts.improve_s,
-            continuity_penalty_s=opts.continuity_penalty_s,
-            stability_penalty_s=opts.stability_penalty_s,
-        ).routes
     assigned = {vid for r in plan_routes for vid in r.visit_ids}
     unassigned = explain_unassigned(
-        problem,
+        original,
         plan_routes,
         [v.id for v in problem.visits if v.id not in assigned],
         hints=hints,
     )
-    plan = Plan(routes=plan_routes, unassigned=unassigned)
-    elapsed = time.perf_counter() - t0
-    return replace(plan, kpis=compute_kpis(problem, plan), solve_time_s=elapsed)
+    return plan_routes, unassigned
 
 
 def _key_id(key: tuple[int, int]) -> int:
@@ -740,6 +933,24 @@ _HINT = {
     ViolationKind.DOUBLE_SYNC: UnassignedReason.SECOND_CARER_UNAVAILABLE,
     ViolationKind.DEPENDENCY: UnassignedReason.DEPENDENCY_UNSATISFIED,
 }
+
+
+def _fill_linked_visits(problem: Problem, routes: list[Route]) -> list[Route]:
+    """Double and dependent visits left out, placed where both parts fit (idle shifts too)."""
+    if not any(v.carers_required == 2 or v.depends_on is not None for v in problem.visits):
+        return routes
+    from app.scheduling.linked import empty_routes, fill_linked
+
+    fixed_end = {(f.visit_id, f.shift_id): f.end for f in problem.fixed}
+
+    def retime(si: int, depart: int, steps: Sequence[_Step]) -> Route:
+        return _timed_route(problem, si, depart, steps, fixed_end)
+
+    assigned = {vid for r in routes for vid in r.visit_ids}
+    if all(v.id in assigned for v in problem.visits):
+        return routes
+    extra = empty_routes(problem, routes, retime)
+    return fill_linked(problem, [*routes, *extra.values()], retime)
 
 
 def _fill_gaps(problem: Problem, routes: list[Route]) -> list[Route]:
