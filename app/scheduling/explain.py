@@ -13,8 +13,11 @@ Checks run from the most basic to the most specific; the first that holds is the
 7. ``second_carer_unavailable``: a double visit has fewer than two distinct qualified carers who
    could reach it, or its two parts could not be synchronised;
 8. ``dependency_unsatisfied``: the visit it depends on is not planned, or the gap could not be kept;
-9. ``shift_capacity_exhausted``: every qualified route is full (no gap where the visit fits
-   without moving other stops, or max visits / capacity / travel limits are reached);
+9. ``shift_capacity_exhausted``: no gap where the visit fits, and a qualified shift has reached
+   a limit it declares (max visits, capacity or max travel time);
+   ``no_room_in_routes``: no gap where the visit fits, and no qualified shift is at such a
+   limit: the routes are busy at the visit's times (never reported as capacity on shifts
+   that declare none);
 10. ``solver_could_not_place``: a gap exists, yet the solver did not use it (should not happen
     after the solver's greedy fill; reported honestly if it does).
 """
@@ -181,14 +184,40 @@ def explain_one(
             gap = True
             break
     if not gap:
+        if any(_at_limit(problem, s, by_shift.get(s.id), visit) for s in direct):
+            return out(
+                UnassignedReason.CAPACITY,
+                "Every qualified carer's route is full; a shift's visit, load or travel limit "
+                "is reached.",
+            )
         return out(
-            UnassignedReason.CAPACITY,
-            "Every qualified carer's route is full around the visit's time windows.",
+            UnassignedReason.ROUTES_FULL,
+            "Every qualified carer's route is busy around the visit's time windows.",
         )
     return out(
         UnassignedReason.OTHER,
         "A qualified carer has room, but the solver did not place it within its time limit.",
     )
+
+
+def _at_limit(problem: Problem, shift: Shift, route: Route | None, visit: Visit) -> bool:
+    """Whether adding ``visit`` to ``route`` would pass one of the shift's declared limits."""
+    if route is None:
+        return False
+    ids = route.visit_ids
+    if shift.max_visits is not None and len(ids) + 1 > shift.max_visits:
+        return True
+    if shift.capacity is not None:
+        by_id = {v.id: v for v in problem.visits}
+        load = sum(by_id[i].demand for i in ids if i in by_id)
+        if load + visit.demand > shift.capacity:
+            return True
+    if shift.max_travel_time is not None:
+        used = sum(s.travel_time for s in route.stops)
+        t_in, _ = travel(problem, shift, shift.start_location, visit.location)
+        if used + t_in > shift.max_travel_time:
+            return True
+    return False
 
 
 def explain_unassigned(

@@ -209,6 +209,8 @@ class UnassignedReason(StrEnum):
     WINDOW_UNREACHABLE = "window_unreachable"
     OUTSIDE_SHIFTS = "outside_shifts"
     CAPACITY = "shift_capacity_exhausted"
+    #: Every qualified route is busy around the visit's windows (time, not a capacity limit).
+    ROUTES_FULL = "no_room_in_routes"
     SECOND_CARER_UNAVAILABLE = "second_carer_unavailable"
     DEPENDENCY_UNSATISFIED = "dependency_unsatisfied"
     CANCELLED = "cancelled"

@@ -162,6 +162,7 @@ _FIRST_SHARE = 0.5
 _RETRY_REASONS = frozenset(
     {
         UnassignedReason.CAPACITY,
+        UnassignedReason.ROUTES_FULL,
         UnassignedReason.OTHER,
         UnassignedReason.SECOND_CARER_UNAVAILABLE,
         UnassignedReason.DEPENDENCY_UNSATISFIED,
