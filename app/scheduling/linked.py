@@ -46,8 +46,14 @@ def _pending(problem: Problem, routes: Sequence[Route]) -> Plan:
     return Plan(tuple(routes), rest)
 
 
-def fill_linked(problem: Problem, routes: list[Route], retime: Retime) -> list[Route]:
+def fill_linked(
+    problem: Problem, routes: list[Route], retime: Retime, *, late: bool = False
+) -> list[Route]:
     """Insert double visits and dependent visits left out where both parts fit; return routes.
+
+    With ``late`` the pass also places single visits, and a candidate's cost is its added
+    travel plus its lateness past :attr:`Visit.due` (seconds for seconds): the cheapest
+    late start the hard windows allow, for visits a stricter solve left out.
 
     Parameters
     ----------
@@ -133,7 +139,8 @@ def fill_linked(problem: Problem, routes: list[Route], retime: Retime) -> list[R
                 tx = max(a1, a2 - gap_hi)
                 ty = max(a2, tx + gap_lo)
                 if tx <= b1 and ty <= b2 and ty - tx <= gap_hi:
-                    cands.append((cx + cy, tx, kx, px, ty, ky, py))
+                    cost = cx + cy + lateness(x, tx) + lateness(y, ty)
+                    cands.append((cost, tx, kx, px, ty, ky, py))
         cands.sort()
         for _cost, tx, kx, px, ty, ky, py in cands[:MAX_TRIES]:
             before = list(routes)
@@ -145,7 +152,11 @@ def fill_linked(problem: Problem, routes: list[Route], retime: Retime) -> list[R
         return False
 
     def try_single(y: Visit, lo: int, hi: int, sy: list[_Slot]) -> bool:
-        cands = sorted((c, max(a, lo), k, p) for k, p, a, b, c in sy if max(a, lo) <= min(b, hi))
+        cands = sorted(
+            (c + lateness(y, max(a, lo)), max(a, lo), k, p)
+            for k, p, a, b, c in sy
+            if max(a, lo) <= min(b, hi)
+        )
         for _cost, t, k, p in cands[:MAX_TRIES]:
             before = list(routes)
             insert(k, p, y, t)
@@ -154,11 +165,19 @@ def fill_linked(problem: Problem, routes: list[Route], retime: Retime) -> list[R
             routes[:] = before
         return False
 
+    def lateness(v: Visit, t: int) -> int:
+        return 0 if v.due is None else max(0, t - v.due)
+
     far = 2**31 - 1
     for v in problem.visits:
         if not v.geocoded or v.id in fixed_ids:
             continue
         where = placed()
+        single = v.carers_required == 1 and v.depends_on is None and v.id not in dependents
+        if single:
+            if late and v.id not in where:
+                try_single(v, 0, far, slots(v))
+            continue
         if v.carers_required == 2 and v.depends_on is None and v.id not in dependents:
             if v.id not in where:
                 s = slots(v)

@@ -170,6 +170,33 @@ _RETRY_REASONS = frozenset(
 )
 
 
+def _late_fill(
+    problem: Problem, found: tuple[tuple[Route, ...], tuple[Unassigned, ...]]
+) -> tuple[tuple[Route, ...], tuple[Unassigned, ...]] | None:
+    """Visits left out placed at their cheapest start the hard windows allow (lateness costs).
+
+    The routes keep their stops and times; returns None when nothing could be added.
+    """
+    from app.scheduling.linked import empty_routes, fill_linked
+
+    fixed_end = {(f.visit_id, f.shift_id): f.end for f in problem.fixed}
+
+    def retime(si: int, depart: int, steps: Sequence[_Step]) -> Route:
+        return _timed_route(problem, si, depart, steps, fixed_end)
+
+    routes = list(found[0])
+    before = {vid for r in routes for vid in r.visit_ids}
+    extra = empty_routes(problem, routes, retime)
+    filled = fill_linked(problem, [*routes, *extra.values()], retime, late=True)
+    out = tuple(r for r in filled if r.visit_ids)
+    assigned = {vid for r in out for vid in r.visit_ids}
+    if assigned == before:
+        return None
+    left = [v.id for v in problem.visits if v.id not in assigned]
+    hints = {u.visit_id: u.reason for u in found[1]}
+    return out, explain_unassigned(problem, out, left, hints=hints)
+
+
 def _anchor(
     problem: Problem,
     index: Mapping[str, int],
@@ -273,52 +300,86 @@ def _search(
             if s.visit_id in by_id and (due := by_id[s.visit_id].due) is not None
         )
 
+    def max_late(routes: Sequence[Route]) -> int:
+        return max(
+            (
+                max(0, s.start - due)
+                for r in routes
+                for s in r.stops
+                if s.visit_id in by_id and (due := by_id[s.visit_id].due) is not None
+            ),
+            default=0,
+        )
+
     def score(routes: Sequence[Route]) -> tuple[int, int, int]:
         planned = {vid for r in routes for vid in r.visit_ids}
         mandatory = sum(1 for vid in planned if by_id[vid].priority is Priority.MANDATORY)
         travel_s = sum(s.travel_time for r in routes for s in r.stops)
-        return (mandatory, len(planned), -(lateness(routes) + travel_s))
+        return (mandatory, len(planned), -(lateness(routes) + max_late(routes) + travel_s))
 
-    slack: dict[str, int] = {}
-    work = _preferred(problem, slack)
+    def width(v: Visit) -> int:
+        return max(60, (v.due or 0) - min((w.start for w in v.windows), default=v.due or 0))
+
+    def slack_at(f: float) -> dict[str, int]:
+        return {v.id: min(room(v), int(width(v) * f)) for v in problem.visits if v.due is not None}
+
+    def complete(found: tuple[tuple[Route, ...], tuple[Unassigned, ...]]) -> bool:
+        return not any(u.reason in _RETRY_REASONS for u in found[1])
+
+    soft = any(v.due is not None for v in problem.visits)
+    work = _preferred(problem, {})
     first_end = t0 + (deadline - t0) * (_FIRST_SHARE if retry_possible else 1.0)
     best = _solve_once(problem, work, opts, first_end)
     best_work, best_score = work, score(best[0])
-    attempt = 0
+
+    def consider(cand: tuple[tuple[Route, ...], tuple[Unassigned, ...]], cw: Problem) -> None:
+        nonlocal best, best_work, best_score
+        if score(cand[0]) > best_score:
+            best, best_work, best_score = cand, cw, score(cand[0])
+        if soft and not complete(cand):
+            filled = _late_fill(problem, cand)
+            if filled is not None and score(filled[0]) > best_score:
+                best, best_work, best_score = filled, problem, score(filled[0])
+
+    first = best
+    consider(best, work)
+    # Lateness allowed to every soft visit, as a fraction of its preferred window: grown while
+    # visits are left out, then bisected between the largest fraction that left some out and
+    # the smallest that planned everything; then more attempts at the best fraction.
+    f_ok: float | None = 0.0 if complete(first) else None
+    f_fail: float | None = None if complete(first) else 0.0
+    f, attempt = 0.0, 0
     while retry_possible and time.perf_counter() < deadline - 0.05:
         routes, unassigned = best
         open_ids = {u.visit_id for u in unassigned if u.reason in _RETRY_REASONS}
         if not open_ids and lateness(routes) == 0:
             break  # nothing left to gain: everything placeable is planned, on time
         attempt += 1
-        if not open_ids:
-            # Complete but late: ask for half the lateness of the best plan (grown back below
-            # for whatever that leaves out).
-            slack = {
-                s.visit_id: max(0, s.start - due) // 2
-                for r in routes
-                for s in r.stops
-                if s.visit_id in by_id and (due := by_id[s.visit_id].due) is not None
-            }
-        for vid in sorted(open_ids | {o for x in open_ids for o in linked.get(x, ())}):
-            v = by_id[vid]
-            if v.due is not None and slack.get(vid, 0) < room(v):
-                width = max(60, v.due - min((w.start for w in v.windows), default=v.due))
-                slack[vid] = min(room(v), max(width // 4, 2 * slack.get(vid, 0)))
-        work = _preferred(problem, slack)
-        left = deadline - time.perf_counter()
+        probing = True
+        if not soft:
+            probing = False
+        elif f_ok is None:
+            f = max(0.125, 2 * f)
+        elif f_fail is not None and f_ok - f_fail > 1 / 64:
+            f = (f_ok + f_fail) / 2
+        else:
+            f, probing = f_ok, False
+        work = _preferred(problem, slack_at(f)) if soft else problem
         late_ids = {
             s.visit_id
             for r in routes
             for s in r.stops
             if s.visit_id in by_id and (due := by_id[s.visit_id].due) is not None and s.start > due
         }
-        focus = frozenset(open_ids | late_ids)
+        left = deadline - time.perf_counter()
         stop_at = time.perf_counter() + max(left * 0.5, min(left, 0.5))
-        cand = _solve_once(problem, work, opts, stop_at, attempt, focus)
-        cand_score = score(cand[0])
-        if cand_score > best_score:
-            best, best_work, best_score = cand, work, cand_score
+        cand = _solve_once(problem, work, opts, stop_at, attempt, frozenset(open_ids | late_ids))
+        if probing:
+            if complete(cand):
+                f_ok = f if f_ok is None else min(f_ok, f)
+            else:
+                f_fail = f if f_fail is None else max(f_fail, f)
+        consider(cand, work)
     routes, unassigned = best
     if opts.improve_s > 0 and routes:  # post-optimisation; keeps the plan if nothing better
         from app.scheduling.improve import improve_routes
