@@ -17,7 +17,8 @@ Each instance becomes a :class:`app.scheduling.model.Problem`:
   start ``e`` and a soft window (``Visit.due = l``: a later start is tardiness); with
   ``--windows hard`` it is kept hard (model window ``[e, l + duration]``);
 - a patient needing two services gets two visits, the second depending on the first with gap
-  ``[0, 0]`` (simultaneous) or ``[min, max]`` (sequential, the instance's ``distance``).
+  ``[0, 0]`` (simultaneous) or ``[min, max]`` (sequential, the instance's ``distance``), both
+  or neither (``Dependency.together``).
 
 Travel time equals distance; times and distances are multiplied by ``--scale`` and rounded to
 integers. The plan is then checked by :func:`check_solution`, written from the published
@@ -148,7 +149,9 @@ def to_problem(inst: Instance, scale: int, *, soft: bool = True) -> Problem:
             dep = None
             if k == 1:
                 lo, hi = (0, 0) if p.sync == "simultaneous" else (p.gap_min, p.gap_max)
-                dep = Dependency(visit_id(p, 0), round(lo * scale), round(hi * scale))
+                dep = Dependency(
+                    visit_id(p, 0), round(lo * scale), round(hi * scale), together=True
+                )
             visits.append(
                 Visit(
                     id=visit_id(p, k),

@@ -46,6 +46,10 @@ class Dependency:
     visit_id: str
     min_gap: int = 0
     max_gap: int | None = None
+    #: Both or neither: when this visit cannot be planned, the visit it depends on is left out
+    #: too (a double visit whose two carers need different competences or durations: two
+    #: visits, gap ``[0, 0]`` for simultaneous, ``[min, max]`` for a sequence).
+    together: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,8 +192,10 @@ def _late_fill(
     assigned = {vid for r in out for vid in r.visit_ids}
     if assigned == before:
         return None
-    left = [v.id for v in problem.visits if v.id not in assigned]
     hints = {u.visit_id: u.reason for u in found[1]}
+    out = _both_or_neither(problem, out, hints)
+    assigned = {vid for r in out for vid in r.visit_ids}
+    left = [v.id for v in problem.visits if v.id not in assigned]
     return out, explain_unassigned(problem, out, left, hints=hints)
 
 
@@ -453,6 +455,7 @@ def _solve_once(
     routes = _fill_gaps(problem, list(routes))
     routes = _fill_linked_visits(problem, routes)
     plan_routes = tuple(r for r in routes if r.visit_ids)
+    plan_routes = _both_or_neither(original, plan_routes, hints)
     assigned = {vid for r in plan_routes for vid in r.visit_ids}
     unassigned = explain_unassigned(
         original,
@@ -461,6 +464,61 @@ def _solve_once(
         hints=hints,
     )
     return plan_routes, unassigned
+
+
+def _both_or_neither(
+    problem: Problem, routes: tuple[Route, ...], hints: dict[str, UnassignedReason]
+) -> tuple[Route, ...]:
+    """Take out each visit whose ``together`` dependent is not planned (transitively).
+
+    The other stops keep their start times (only arrivals get earlier), so no rule breaks.
+    """
+    pairs = [
+        (v.depends_on.visit_id, v.id)
+        for v in problem.visits
+        if v.depends_on is not None and v.depends_on.together
+    ]
+    if not pairs:
+        return routes
+    fixed_ids = {f.visit_id for f in problem.fixed}
+    assigned = {vid for r in routes for vid in r.visit_ids}
+    drop: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for first, second in pairs:
+            live = assigned - drop
+            if first in live and second not in live and first not in fixed_ids:
+                drop.add(first)
+                hints.setdefault(first, UnassignedReason.SECOND_CARER_UNAVAILABLE)
+                changed = True
+            if second in live and first not in live and second not in fixed_ids:
+                drop.add(second)
+                hints.setdefault(second, UnassignedReason.DEPENDENCY_UNSATISFIED)
+                changed = True
+    if not drop:
+        return routes
+    index = {v.id: i for i, v in enumerate(problem.visits)}
+    shift_pos = {s.id: i for i, s in enumerate(problem.shifts)}
+    fixed_end = {(f.visit_id, f.shift_id): f.end for f in problem.fixed}
+    out = []
+    for r in routes:
+        if not drop & set(r.visit_ids):
+            out.append(r)
+            continue
+        si = shift_pos[r.shift_id]
+        shift = problem.shifts[si]
+        steps: list[_Step] = []
+        for s in r.stops[1:-1]:
+            if s.kind is StopKind.BREAK:
+                bi = next(i for i, b in enumerate(shift.breaks) if b.id == s.break_id)
+                steps.append((StopKind.BREAK, bi, s.start))
+            elif s.visit_id is not None and s.visit_id not in drop:
+                steps.append((StopKind.VISIT, index[s.visit_id], s.start))
+        kept = _timed_route(problem, si, r.stops[0].start, steps, fixed_end)
+        if kept.visit_ids:
+            out.append(kept)
+    return tuple(out)
 
 
 def _key_id(key: tuple[int, int]) -> int:
