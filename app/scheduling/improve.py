@@ -14,8 +14,10 @@ The objective is VROOM's own: travel time of every route plus the continuity / s
 of each visit on its shift (see :mod:`app.scheduling._build`). Time windows (several per visit),
 shift bounds, capacity, max visits and max travel time are checked on every move: an O(1) test on
 cached earliest / latest starts filters candidates, and a full recomputation of the changed routes
-decides. Routes holding breaks, double-staffed or dependent visits or fixed stops are left as
-they are, and their visits never move. The set of planned visits never changes.
+decides. Routes holding breaks, double-staffed visits or fixed stops are left as they are, and
+their visits never move. A visit linked by a dependency stays on its route at its start (so the
+gap holds); the other visits of its route move around it. Lateness past a soft window
+(``Visit.due``) is charged one for one with travel. The set of planned visits never changes.
 
 The result is checked by the independent validator; it is returned only when it keeps every rule
 and costs strictly less than the input, so the caller never gets a worse plan.
@@ -148,6 +150,19 @@ class _Search:
                 and v.geocoded
             )
 
+        def linked(vi: int) -> bool:
+            """A dependency partner: it stays on its route at its start (pinned below)."""
+            v = problem.visits[vi]
+            return (
+                v.carers_required == 1
+                and (v.depends_on is not None or v.id in needed)
+                and v.id not in fixed_ids
+                and v.geocoded
+            )
+
+        #: visit index -> (route, start) of dependency partners; they keep both.
+        self.pinned: dict[int, tuple[int, int]] = {}
+
         #: Search routes: shift index, and the position of the input route (-1 = unused shift).
         self.shift: list[int] = []
         self.origin: list[int] = []
@@ -161,8 +176,12 @@ class _Search:
             if any(s.kind is StopKind.BREAK for s in route.stops):
                 continue
             ids = [vindex.get(vid, -1) for vid in route.visit_ids]
-            if any(vi < 0 or not simple(vi) for vi in ids):
+            if any(vi < 0 or not (simple(vi) or linked(vi)) for vi in ids):
                 continue
+            for stop in route.stops:
+                vi = vindex.get(stop.visit_id or "", -1)
+                if vi >= 0 and linked(vi):
+                    self.pinned[vi] = (len(self.seqs), stop.start)
             self.shift.append(si)
             self.origin.append(k)
             self.seqs.append(ids)
@@ -191,12 +210,18 @@ class _Search:
         self.dur = [0] * nv
         self.dem = [0] * nv
         self.wins: list[list[tuple[int, int]]] = [[] for _ in range(nv)]
+        #: Soft windows: latest preferred start per visit (lateness is charged one for one).
+        self.due: list[int | None] = [None] * nv
         for vi in self.movable:
             v = problem.visits[vi]
             self.loc[vi] = cid(v.location)
             self.dur[vi] = v.duration
             self.dem[vi] = v.demand
-            if v.windows:
+            self.due[vi] = v.due
+            if vi in self.pinned:
+                t = self.pinned[vi][1]
+                self.wins[vi] = [(t, t)]
+            elif v.windows:
                 self.wins[vi] = sorted(
                     (w.start, w.end - v.duration)
                     for w in v.windows
@@ -241,6 +266,8 @@ class _Search:
                 for r in route_of_shift.get(shift_pos[s.id], [])
             ]
             self.allowed[vi] = frozenset(rs)
+            if vi in self.pinned:
+                self.allowed[vi] = frozenset({self.pinned[vi][0]})
             for r in rs:
                 p = visit_penalty(problem, v, self.shift[r], continuity_s, stability_s)
                 if p:
@@ -298,6 +325,9 @@ class _Search:
             prev = c
             load += self.dem[v]
             pen += self.pen[v].get(r, 0)
+            due = self.due[v]
+            if due is not None and t > due:
+                pen += t - due
         step = mat[prev][self.end_node[r]]
         tt += step
         if t + d + step > self.t1[r]:
@@ -332,7 +362,12 @@ class _Search:
         self.L[r] = lt
         self.travel_sum[r] = tt
         self.load[r] = sum(self.dem[v] for v in seq)
-        self.cost[r] = tt + sum(self.pen[v].get(r, 0) for v in seq)
+        late = 0
+        for i, v in enumerate(seq):
+            due = self.due[v]
+            if due is not None and e[i + 1] > due:
+                late += e[i + 1] - due
+        self.cost[r] = tt + sum(self.pen[v].get(r, 0) for v in seq) + late
         for i, v in enumerate(seq):
             self.route_of[v] = r
             self.pos[v] = i
@@ -632,7 +667,12 @@ def _cap(value: int | None, default: int) -> int:
     return default if value is None else value
 
 
-def timed_route(problem: Problem, si: int, seq: Sequence[int]) -> Route:
+def timed_route(
+    problem: Problem,
+    si: int,
+    seq: Sequence[int],
+    wins: Sequence[Sequence[tuple[int, int]]] | None = None,
+) -> Route:
     """Route of shift ``si`` doing visits ``seq`` (indices into ``problem.visits``) in order.
 
     Each visit starts as early as it can (arrival, or the opening of its first window that
@@ -646,6 +686,9 @@ def timed_route(problem: Problem, si: int, seq: Sequence[int]) -> Route:
         Index of the shift in ``problem.shifts``.
     seq
         Visit indices in route order.
+    wins
+        Start windows per visit index to use instead of the visits' own (the search pins
+        dependency partners to their start this way).
 
     Returns
     -------
@@ -654,17 +697,21 @@ def timed_route(problem: Problem, si: int, seq: Sequence[int]) -> Route:
     """
     shift = problem.shifts[si]
     visits = [problem.visits[v] for v in seq]
+
+    def own(vi: int) -> Sequence[tuple[int, int]]:
+        return wins[vi] if wins is not None else _start_windows(problem.visits[vi])
+
     depart = shift.start
     if visits:
         t, _ = travel(problem, shift, shift.start_location, visits[0].location)
-        first = _earliest(_start_windows(visits[0]), shift.start + t)
+        first = _earliest(own(seq[0]), shift.start + t)
         depart = max(shift.start, first - t)
     stops = [Stop(StopKind.START, depart, depart, depart, location=shift.start_location)]
     now, loc = depart, shift.start_location
-    for v in visits:
+    for vi, v in zip(seq, visits, strict=True):
         t, d = travel(problem, shift, loc, v.location)
         arrival = now + t
-        begin = _earliest(_start_windows(v), arrival)
+        begin = _earliest(own(vi), arrival)
         stops.append(
             Stop(
                 StopKind.VISIT,
@@ -775,10 +822,10 @@ def improve_routes(
         if r is None or st.seqs[r] == [vindex[x] for x in route.visit_ids]:
             out.append(route)
         elif st.seqs[r]:
-            out.append(timed_route(problem, st.shift[r], st.seqs[r]))
+            out.append(timed_route(problem, st.shift[r], st.seqs[r], st.wins))
     for r, o in enumerate(st.origin):
         if o < 0 and st.seqs[r]:
-            out.append(timed_route(problem, st.shift[r], st.seqs[r]))
+            out.append(timed_route(problem, st.shift[r], st.seqs[r], st.wins))
     found = validate(problem, _pending(problem, out))
     old = validate(problem, _pending(problem, routes))
     hard = [f for f in found if f.kind is not ViolationKind.PRIORITY]

@@ -366,13 +366,19 @@ def _search(
             f = (f_ok + f_fail) / 2
         else:
             f, probing = f_ok, False
-        work = _preferred(problem, slack_at(f)) if soft else problem
         late_ids = {
             s.visit_id
             for r in routes
             for s in r.stops
             if s.visit_id in by_id and (due := by_id[s.visit_id].due) is not None and s.start > due
         }
+        slack = slack_at(f) if soft else {}
+        if soft and not probing and attempt % 2 == 0:
+            # Every other attempt: lateness only where the best plan needed it.
+            need = open_ids | late_ids
+            need |= {o for x in need for o in linked.get(x, ())}
+            slack = {vid: sl for vid, sl in slack.items() if vid in need}
+        work = _preferred(problem, slack) if soft else problem
         left = deadline - time.perf_counter()
         stop_at = time.perf_counter() + max(left * 0.5, min(left, 0.5))
         cand = _solve_once(problem, work, opts, stop_at, attempt, frozenset(open_ids | late_ids))
