@@ -102,6 +102,25 @@ def main(argv: list[str] | None = None) -> int:
     for v in violations[:10]:
         print("  VIOLATION", v.kind.value, v.visit_id, v.shift_id, v.message)
 
+    # The same machinery without the post-optimisation, given the service run's whole time:
+    # what the local search adds over VROOM alone at equal time.
+    alone_opts = replace(opts, improve_s=0.0, time_limit_s=max(solve_s, 0.1))
+    t0 = time.perf_counter()
+    alone = solve(problem, alone_opts)
+    alone_s = time.perf_counter() - t0
+    doubles = [v for v in problem.visits if v.carers_required == 2]
+    planned = {vid for r in plan.routes for vid in r.visit_ids}
+    reasons = {u.visit_id: u.reason.value for u in plan.unassigned}
+    double_reasons: dict[str, int] = {}
+    for dv in doubles:
+        if dv.id not in planned:
+            key = reasons.get(dv.id, "missing")
+            double_reasons[key] = double_reasons.get(key, 0) + 1
+    print(
+        f"  VROOM alone (no post-optimisation, {alone_s:.2f} s): travel "
+        f"{int(alone.kpis['travel_s'])}, unassigned {len(alone.unassigned)}"
+    )
+
     tradeoff = []
     for raw in filter(None, args.penalties.split(",")):
         pen = int(raw)
@@ -134,6 +153,16 @@ def main(argv: list[str] | None = None) -> int:
         "preferred_share": round(float(plan.kpis["preferred_share"]), 3),
         "direct_care_ratio": round(float(plan.kpis["direct_care_ratio"]), 3),
         "continuity_penalty_s": opts.continuity_penalty_s,
+        "vroom_alone_travel_s": int(alone.kpis["travel_s"]),
+        "vroom_alone_unassigned": len(alone.unassigned),
+        "vroom_alone_solve_s": round(alone_s, 3),
+        "travel_vs_vroom_alone": round(
+            float(plan.kpis["travel_s"]) / max(float(alone.kpis["travel_s"]), 1.0), 4
+        ),
+        "double_visits": len(doubles),
+        "double_visits_planned": sum(1 for dv in doubles if dv.id in planned),
+        "double_visits_unassigned": double_reasons,
+        "tardiness_total_s": int(plan.kpis.get("tardiness_total_s", 0)),
         "service_path": is_service_path(opts),
         "tradeoff": tradeoff,
     }
