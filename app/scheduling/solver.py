@@ -150,7 +150,9 @@ def solve(problem: Problem, options: SolveOptions | None = None) -> Plan:
     opts = options or SolveOptions()
     t0 = time.perf_counter()
     check_problem(problem, opts)
-    routes, unassigned = _search(problem, opts, t0, t0 + opts.time_limit_s)
+    # The post-optimisation's seconds come out of the time limit (at most half of it).
+    search_end = t0 + opts.time_limit_s - min(opts.improve_s, opts.time_limit_s / 2)
+    routes, unassigned = _search(problem, opts, t0, search_end, t0 + opts.time_limit_s)
     plan = Plan(routes=routes, unassigned=unassigned)
     elapsed = time.perf_counter() - t0
     return replace(plan, kpis=compute_kpis(problem, plan), solve_time_s=elapsed)
@@ -266,7 +268,7 @@ def _preferred(problem: Problem, slack: Mapping[str, int]) -> Problem:
 
 
 def _search(
-    problem: Problem, opts: SolveOptions, t0: float, deadline: float
+    problem: Problem, opts: SolveOptions, t0: float, deadline: float, end: float
 ) -> tuple[tuple[Route, ...], tuple[Unassigned, ...]]:
     """Attempts until nothing is left to gain or the time limit, then post-optimisation.
 
@@ -278,7 +280,7 @@ def _search(
     VROOM sees the jobs in another, seeded order (deterministic for a given input). The best
     plan wins: most mandatory visits, most visits, least lateness + travel. Every attempt's
     windows lie inside the hard ones, so every plan keeps the hard rules of ``problem``. The
-    post-optimisation (``improve_s``) then runs once on the best plan.
+    post-optimisation (``improve_s``, until ``end``) then runs once on the best plan.
     """
     by_id = {v.id: v for v in problem.visits}
     linked: dict[str, set[str]] = {}
@@ -395,7 +397,7 @@ def _search(
         routes = improve_routes(
             best_work,
             routes,
-            opts.improve_s,
+            max(min(opts.improve_s, end - time.perf_counter()), 0.05),
             continuity_penalty_s=opts.continuity_penalty_s,
             stability_penalty_s=opts.stability_penalty_s,
         ).routes
