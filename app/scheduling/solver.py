@@ -397,7 +397,8 @@ def _search(
         routes = improve_routes(
             best_work,
             routes,
-            max(min(opts.improve_s, end - time.perf_counter()), 0.05),
+            # At least half its seconds, even when decoding under load ate into the limit.
+            max(min(opts.improve_s, end - time.perf_counter()), opts.improve_s / 2),
             continuity_penalty_s=opts.continuity_penalty_s,
             stability_penalty_s=opts.stability_penalty_s,
         ).routes
