@@ -158,6 +158,8 @@ def solve(problem: Problem, options: SolveOptions | None = None) -> Plan:
     return replace(plan, kpis=compute_kpis(problem, plan), solve_time_s=elapsed)
 
 
+#: Attempts in a row without a better plan after which the search stops.
+_MAX_STALE = 12
 #: Share of the time limit the first attempt may use when later attempts may follow.
 _FIRST_SHARE = 0.5
 #: Reasons for which another attempt may still place a visit (the others are facts).
@@ -352,7 +354,7 @@ def _search(
     # the smallest that planned everything; then more attempts at the best fraction.
     f_ok: float | None = 0.0 if complete(first) else None
     f_fail: float | None = None if complete(first) else 0.0
-    f, attempt = 0.0, 0
+    f, attempt, stale = 0.0, 0, 0
     while retry_possible and time.perf_counter() < deadline - 0.05:
         routes, unassigned = best
         open_ids = {u.visit_id for u in unassigned if u.reason in _RETRY_REASONS}
@@ -384,12 +386,16 @@ def _search(
         left = deadline - time.perf_counter()
         stop_at = time.perf_counter() + max(left * 0.5, min(left, 0.5))
         cand = _solve_once(problem, work, opts, stop_at, attempt, frozenset(open_ids | late_ids))
+        before = best_score
         if probing:
             if complete(cand):
                 f_ok = f if f_ok is None else min(f_ok, f)
             else:
                 f_fail = f if f_fail is None else max(f_fail, f)
         consider(cand, work)
+        stale = 0 if best_score > before else stale + 1
+        if stale >= _MAX_STALE:
+            break  # nothing gained for a while: what is left out is very likely a fact
     routes, unassigned = best
     if opts.improve_s > 0 and routes:  # post-optimisation; keeps the plan if nothing better
         from app.scheduling.improve import improve_routes
