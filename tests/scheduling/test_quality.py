@@ -268,3 +268,26 @@ def test_a_day_with_linked_visits_planned_twice_keeps_its_assignments(seed: int)
     same = sum(1 for vid in common if sorted(x[0] for x in a[vid]) == sorted(x[0] for x in b[vid]))
     assert len(common) >= 0.95 * max(len(a), len(b))
     assert same >= 0.95 * len(common)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_local_search_works_on_routes_with_breaks_and_keeps_them(seed: int) -> None:
+    from app.scheduling import validate
+    from app.scheduling.improve import improve_routes
+
+    rng = np.random.default_rng(seed)
+    vs = [
+        Visit(f"v{k}", f"c{k}", k, 1200, (TimeWindow(int(rng.integers(7, 11)) * H, 15 * H),))
+        for k in range(6, 46)
+    ]
+    p = Problem(tuple(vs), tuple(shift(k) for k in range(6)), {"drive": grid_matrix(46, seed)})
+    plan = solve(p, SolveOptions(time_limit_s=2.0, improve_s=0.0, exploration_level=1))
+    res = improve_routes(p, plan.routes, 1.0)
+    assert res.iterations > 0  # every route has a break: before issue 14 nothing was searched
+    assert res.cost_after <= res.cost_before
+    out = Plan(res.routes, plan.unassigned)
+    assert validate(p, out) == []
+    assert _route_times_ok(p, out)
+    for r in out.routes:
+        assert sum(1 for s in r.stops if s.kind is StopKind.BREAK) == 1
+    assert sorted(_starts(out)) == sorted(_starts(plan))
