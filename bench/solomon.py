@@ -10,6 +10,8 @@ Usage::
 
     python -m bench.solomon [--dir D] [--time-limit S] [--exploration N] [--scale K] [--improve S]
 
+Without options it runs the service's own solve options (``service_path`` true in the JSON).
+
 Times and distances are multiplied by ``--scale`` and rounded to integer "seconds" (VROOM works in
 integers); a Solomon window ``[ready, due]`` on the start of service becomes the model window
 ``[ready, due + service]`` (start and end inside). The last line printed is a JSON summary.
@@ -33,7 +35,8 @@ import numpy.typing as npt
 
 from app.domain import TravelMatrix
 from app.scheduling import solve, validate
-from app.scheduling.model import Plan, Problem, Shift, SolveOptions, TimeWindow, Visit
+from app.scheduling.model import Plan, Problem, Shift, TimeWindow, Visit
+from app.scheduling.options import is_service_path, service_options
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bench"
 
@@ -166,15 +169,17 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print one row per instance, the summary and a JSON line."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--dir", type=Path, default=DATA / "solomon100")
-    ap.add_argument("--time-limit", type=float, default=2.5, help="VROOM cap in seconds")
-    ap.add_argument("--exploration", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--time-limit", type=float, default=None, help="solver seconds (default: the service's)"
+    )
+    ap.add_argument("--exploration", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--scale", type=int, default=1000)
     ap.add_argument(
         "--improve",
         type=float,
-        default=2.0,
-        help="seconds of post-optimisation after VROOM (SolveOptions.improve_s; 0 = off)",
+        default=None,
+        help="seconds of post-optimisation (SolveOptions.improve_s; default: the service's)",
     )
     ap.add_argument("--only", default="", help="comma-separated instance names")
     ap.add_argument(
@@ -190,11 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         keep = {n.lower() for n in args.only.split(",")}
         files = [f for f in files if f.stem.lower() in keep]
-    opts = SolveOptions(
+    # The service's own options; Solomon has no preferred carers, so the continuity penalty of
+    # the service defaults costs nothing here and stays as it is.
+    opts = service_options(
         time_limit_s=args.time_limit,
         exploration_level=args.exploration,
         threads=args.threads,
-        continuity_penalty_s=0,
         improve_s=args.improve,
     )
     gaps, times, violations, unassigned = [], [], 0, 0
@@ -238,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         "mean_time_s": round(statistics.fmean(times), 3) if times else None,
         "violations": violations,
         "unassigned": unassigned,
+        "service_path": is_service_path(opts) and args.tries == 1,
     }
     print(
         f"mean gap {summary['mean_gap_pct']}%  median {summary['median_gap_pct']}%  "

@@ -45,6 +45,7 @@ from app.scheduling.model import (
     UnassignedReason,
     Visit,
 )
+from app.scheduling.options import service_options
 from app.scheduling.validate import Violation
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,8 @@ class PlanResult:
 
 
 def solve_options(options: PlanOptions) -> SolveOptions:
-    """The scheduling core's options for ``options``."""
-    return SolveOptions(
+    """The scheduling core's options for ``options`` (through the one service path)."""
+    return service_options(
         time_limit_s=options.time_limit_s,
         exploration_level=options.exploration_level,
         threads=options.threads,

@@ -97,3 +97,35 @@ def insertion_fits(
         if used - old + t_in + t_out > shift.max_travel_time:
             return None
     return start
+
+
+def insertion_range(
+    problem: Problem, shift: Shift, stops: Sequence[Stop], pos: int, visit: Visit
+) -> list[tuple[int, int]]:
+    """Every start at which ``visit`` fits between ``stops[pos-1]`` and ``stops[pos]``.
+
+    Same test as :func:`insertion_fits` (the other stops keep their times), but the answer is
+    the set of feasible starts as sorted intervals ``[lo, hi]`` (one per usable window), so a
+    caller can choose a start that also suits another route (synchronised visits).
+    """
+    lo = insertion_fits(problem, shift, stops, pos, visit)
+    if lo is None:
+        return []
+    nxt = pos
+    while nxt < len(stops) and stops[nxt].kind is StopKind.BREAK:
+        nxt += 1
+    if nxt > pos:
+        hi = stops[pos].start - visit.duration
+    else:
+        nstop = stops[pos]
+        t_out, _ = travel(problem, shift, visit.location, nstop.location)
+        limit = shift.end if nstop.kind is StopKind.END else nstop.start
+        hi = limit - t_out - visit.duration
+    if not visit.windows:
+        return [(lo, hi)] if lo <= hi else []
+    out = []
+    for w in sorted(visit.windows, key=lambda w: w.start):
+        a, b = max(lo, w.start), min(w.end - visit.duration, hi)
+        if a <= b:
+            out.append((a, b))
+    return out

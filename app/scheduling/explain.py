@@ -228,9 +228,15 @@ def explain_one(
                 "No free time on a qualified route keeps the required gap to visit "
                 f"{dep.visit_id!r}.",
             )
+        if any(_at_limit(problem, s, by_shift.get(s.id), visit) for s in direct):
+            return out(
+                UnassignedReason.CAPACITY,
+                "Every qualified carer's route is full; a shift's visit, load or travel limit "
+                "is reached.",
+            )
         return out(
-            UnassignedReason.CAPACITY,
-            "Every qualified carer's route is full around the visit's time windows.",
+            UnassignedReason.ROUTES_FULL,
+            "Every qualified carer's route is busy around the visit's time windows.",
         )
     if visit.carers_required > 1 and not _sync_possible(problem, by_shift, direct, probe):
         return out(
@@ -241,6 +247,26 @@ def explain_one(
         UnassignedReason.OTHER,
         "A qualified carer has room, but the solver did not place it within its time limit.",
     )
+
+
+def _at_limit(problem: Problem, shift: Shift, route: Route | None, visit: Visit) -> bool:
+    """Whether adding ``visit`` to ``route`` would pass one of the shift's declared limits."""
+    if route is None:
+        return False
+    ids = route.visit_ids
+    if shift.max_visits is not None and len(ids) + 1 > shift.max_visits:
+        return True
+    if shift.capacity is not None:
+        by_id = {v.id: v for v in problem.visits}
+        load = sum(by_id[i].demand for i in ids if i in by_id)
+        if load + visit.demand > shift.capacity:
+            return True
+    if shift.max_travel_time is not None:
+        used = sum(s.travel_time for s in route.stops)
+        t_in, _ = travel(problem, shift, shift.start_location, visit.location)
+        if used + t_in > shift.max_travel_time:
+            return True
+    return False
 
 
 def explain_unassigned(

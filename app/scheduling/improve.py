@@ -14,8 +14,10 @@ The objective is VROOM's own: travel time of every route plus the continuity / s
 of each visit on its shift (see :mod:`app.scheduling._build`). Time windows (several per visit),
 shift bounds, capacity, max visits and max travel time are checked on every move: an O(1) test on
 cached earliest / latest starts filters candidates, and a full recomputation of the changed routes
-decides. Routes holding breaks, double-staffed or dependent visits or fixed stops are left as
-they are, and their visits never move. The set of planned visits never changes.
+decides. Routes holding breaks, double-staffed visits or fixed stops are left as they are, and
+their visits never move. A visit linked by a dependency stays on its route at its start (so the
+gap holds); the other visits of its route move around it. Lateness past a soft window
+(``Visit.due``) is charged one for one with travel. The set of planned visits never changes.
 
 The result is checked by the independent validator; it is returned only when it keeps every rule
 and costs strictly less than the input, so the caller never gets a worse plan.
@@ -148,30 +150,70 @@ class _Search:
                 and v.geocoded
             )
 
+        def linked(vi: int) -> bool:
+            """A dependency partner: it stays on its route at its start (pinned below)."""
+            v = problem.visits[vi]
+            return (
+                v.carers_required == 1
+                and (v.depends_on is not None or v.id in needed)
+                and v.id not in fixed_ids
+                and v.geocoded
+            )
+
+        #: visit index -> (route, start) of dependency partners; they keep both.
+        self.pinned: dict[int, tuple[int, int]] = {}
+
         #: Search routes: shift index, and the position of the input route (-1 = unused shift).
         self.shift: list[int] = []
         self.origin: list[int] = []
         self.seqs: list[list[int]] = []
         used: set[str] = set()
+        nv = len(problem.visits)
+        #: Breaks as route items: index ``nv + k`` -> (break id, duration, start windows). A
+        #: break stays on its route; it is taken where the carer is (no travel in or out).
+        self.breaks: list[tuple[str, int, list[tuple[int, int]]]] = []
+        break_route: list[int] = []
         for k, route in enumerate(routes):
             used.add(route.shift_id)
             si = shift_pos.get(route.shift_id)
-            if si is None or problem.shifts[si].breaks:
+            if si is None:
                 continue
-            if any(s.kind is StopKind.BREAK for s in route.stops):
+            shift = problem.shifts[si]
+            by_break = {b.id: b for b in shift.breaks}
+            taken = [s.break_id for s in route.stops if s.kind is StopKind.BREAK]
+            if sorted(taken, key=str) != sorted(by_break, key=str):
                 continue
             ids = [vindex.get(vid, -1) for vid in route.visit_ids]
-            if any(vi < 0 or not simple(vi) for vi in ids):
+            if any(vi < 0 or not (simple(vi) or linked(vi)) for vi in ids):
                 continue
+            for stop in route.stops:
+                vi = vindex.get(stop.visit_id or "", -1)
+                if vi >= 0 and linked(vi):
+                    self.pinned[vi] = (len(self.seqs), stop.start)
+            seq: list[int] = []
+            for stop in route.stops[1:-1]:
+                if stop.kind is StopKind.BREAK and stop.break_id in by_break:
+                    b = by_break[stop.break_id]
+                    wins = sorted(
+                        (w.start, w.end - b.duration)
+                        for w in b.windows
+                        if w.end - b.duration >= w.start
+                    )
+                    seq.append(nv + len(self.breaks))
+                    self.breaks.append((b.id, b.duration, wins))
+                    break_route.append(len(self.seqs))
+                elif stop.visit_id is not None:
+                    seq.append(vindex[stop.visit_id])
             self.shift.append(si)
             self.origin.append(k)
-            self.seqs.append(ids)
+            self.seqs.append(seq)
         for si, s in enumerate(problem.shifts):
             if s.id not in used and not s.breaks:
                 self.shift.append(si)
                 self.origin.append(-1)
                 self.seqs.append([])
-        self.movable = [vi for seq in self.seqs for vi in seq]
+        self.movable = [vi for seq in self.seqs for vi in seq if vi < nv]
+        self.init_seqs = [list(seq) for seq in self.seqs]
 
         # Compact locations: movable visits and the depots of the search routes; one zero
         # node stands for a missing start / end location (no travel, as in the decoder).
@@ -186,17 +228,28 @@ class _Search:
                 locs.append(loc)
             return cindex[loc]
 
-        nv = len(problem.visits)
-        self.loc = [0] * nv
-        self.dur = [0] * nv
-        self.dem = [0] * nv
-        self.wins: list[list[tuple[int, int]]] = [[] for _ in range(nv)]
+        self.nv = nv
+        n_all = nv + len(self.breaks)
+        self.isb = [False] * nv + [True] * len(self.breaks)
+        self.loc = [0] * n_all
+        self.dur = [0] * n_all
+        self.dem = [0] * n_all
+        self.wins: list[list[tuple[int, int]]] = [[] for _ in range(n_all)]
+        #: Soft windows: latest preferred start per visit (lateness is charged one for one).
+        self.due: list[int | None] = [None] * n_all
+        for k, (_bid, bdur, bwins) in enumerate(self.breaks):
+            self.dur[nv + k] = bdur
+            self.wins[nv + k] = bwins or [(_FAR, _FAR)]
         for vi in self.movable:
             v = problem.visits[vi]
             self.loc[vi] = cid(v.location)
             self.dur[vi] = v.duration
             self.dem[vi] = v.demand
-            if v.windows:
+            self.due[vi] = v.due
+            if vi in self.pinned:
+                t = self.pinned[vi][1]
+                self.wins[vi] = [(t, t)]
+            elif v.windows:
                 self.wins[vi] = sorted(
                     (w.start, w.end - v.duration)
                     for w in v.windows
@@ -223,7 +276,12 @@ class _Search:
         self.t1 = [problem.shifts[si].end for si in self.shift]
         total = sum(self.dem)
         self.cap = [_cap(problem.shifts[si].capacity, total) for si in self.shift]
-        self.maxv = [_cap(problem.shifts[si].max_visits, nv) for si in self.shift]
+        n_breaks = [0] * len(self.shift)
+        for r in break_route:
+            n_breaks[r] += 1
+        self.maxv = [
+            _cap(problem.shifts[si].max_visits, nv) + n_breaks[r] for r, si in enumerate(self.shift)
+        ]
         self.maxtt = [_cap(problem.shifts[si].max_travel_time, _FAR) for si in self.shift]
 
         from app.scheduling.explain import qualified_shifts
@@ -231,8 +289,10 @@ class _Search:
         route_of_shift: dict[int, list[int]] = {}
         for r, si in enumerate(self.shift):
             route_of_shift.setdefault(si, []).append(r)
-        self.allowed: list[frozenset[int]] = [frozenset()] * nv
-        self.pen: list[dict[int, int]] = [{} for _ in range(nv)]
+        self.allowed: list[frozenset[int]] = [frozenset()] * n_all
+        for k, r in enumerate(break_route):
+            self.allowed[nv + k] = frozenset({r})
+        self.pen: list[dict[int, int]] = [{} for _ in range(n_all)]
         for vi in self.movable:
             v = problem.visits[vi]
             rs = [
@@ -241,6 +301,8 @@ class _Search:
                 for r in route_of_shift.get(shift_pos[s.id], [])
             ]
             self.allowed[vi] = frozenset(rs)
+            if vi in self.pinned:
+                self.allowed[vi] = frozenset({self.pinned[vi][0]})
             for r in rs:
                 p = visit_penalty(problem, v, self.shift[r], continuity_s, stability_s)
                 if p:
@@ -248,7 +310,7 @@ class _Search:
         self.has_pen = any(self.pen[vi] for vi in self.movable)
 
         # Granular neighbourhoods on the first matrix (travel both ways).
-        self.near: list[list[int]] = [[] for _ in range(nv)]
+        self.near: list[list[int]] = [[] for _ in range(n_all)]
         if self.movable and self.mat:
             m = np.asarray(self.mat[0], dtype=np.float64)
             mv = np.asarray(self.movable, dtype=np.intp)
@@ -261,8 +323,8 @@ class _Search:
                 for row, vi in enumerate(self.movable):
                     self.near[vi] = [int(x) for x in mv[order[row]]]
 
-        self.route_of = [-1] * nv
-        self.pos = [0] * nv
+        self.route_of = [-1] * n_all
+        self.pos = [0] * n_all
         n_routes = len(self.seqs)
         self.cost = [0] * n_routes
         self.travel_sum = [0] * n_routes
@@ -288,7 +350,7 @@ class _Search:
         for v in seq:
             if r not in allowed[v]:
                 return None
-            c = loc[v]
+            c = prev if self.isb[v] else loc[v]
             step = mat[prev][c]
             tt += step
             t = _earliest(wins[v], t + d + step)
@@ -298,6 +360,9 @@ class _Search:
             prev = c
             load += self.dem[v]
             pen += self.pen[v].get(r, 0)
+            due = self.due[v]
+            if due is not None and t > due:
+                pen += t - due
         step = mat[prev][self.end_node[r]]
         tt += step
         if t + d + step > self.t1[r]:
@@ -310,7 +375,10 @@ class _Search:
         """Recompute the caches of route ``r`` (nodes, earliest / latest starts, load, cost)."""
         seq = self.seqs[r]
         mat = self.mat[r]
-        nodes = [self.start_node[r], *(self.loc[v] for v in seq), self.end_node[r]]
+        nodes = [self.start_node[r]]
+        for v in seq:
+            nodes.append(nodes[-1] if self.isb[v] else self.loc[v])
+        nodes.append(self.end_node[r])
         durs = [0, *(self.dur[v] for v in seq), 0]
         m = len(seq)
         e = [self.t0[r]] * (m + 2)
@@ -332,7 +400,12 @@ class _Search:
         self.L[r] = lt
         self.travel_sum[r] = tt
         self.load[r] = sum(self.dem[v] for v in seq)
-        self.cost[r] = tt + sum(self.pen[v].get(r, 0) for v in seq)
+        late = 0
+        for i, v in enumerate(seq):
+            due = self.due[v]
+            if due is not None and e[i + 1] > due:
+                late += e[i + 1] - due
+        self.cost[r] = tt + sum(self.pen[v].get(r, 0) for v in seq) + late
         for i, v in enumerate(seq):
             self.route_of[v] = r
             self.pos[v] = i
@@ -412,6 +485,8 @@ class _Search:
 
     def _try_visit(self, u: int) -> tuple[list[int], int] | None:
         """First improving move around ``u``: the changed routes and the partner, or None."""
+        if self.isb[u]:
+            return None
         ra = self.route_of[u]
         i = self.pos[u]
         a = self.seqs[ra]
@@ -632,7 +707,13 @@ def _cap(value: int | None, default: int) -> int:
     return default if value is None else value
 
 
-def timed_route(problem: Problem, si: int, seq: Sequence[int]) -> Route:
+def timed_route(
+    problem: Problem,
+    si: int,
+    seq: Sequence[int],
+    wins: Sequence[Sequence[tuple[int, int]]] | None = None,
+    breaks: Sequence[tuple[str, int, Sequence[tuple[int, int]]]] = (),
+) -> Route:
     """Route of shift ``si`` doing visits ``seq`` (indices into ``problem.visits``) in order.
 
     Each visit starts as early as it can (arrival, or the opening of its first window that
@@ -646,6 +727,12 @@ def timed_route(problem: Problem, si: int, seq: Sequence[int]) -> Route:
         Index of the shift in ``problem.shifts``.
     seq
         Visit indices in route order.
+    wins
+        Start windows per visit index to use instead of the visits' own (the search pins
+        dependency partners to their start this way).
+    breaks
+        Items ``len(problem.visits) + k`` of ``seq`` are breaks ``breaks[k]`` (id, duration,
+        start windows), taken where the carer is, then the carer travels on.
 
     Returns
     -------
@@ -653,18 +740,41 @@ def timed_route(problem: Problem, si: int, seq: Sequence[int]) -> Route:
         START, one VISIT stop per visit, END, with travel and distance from the matrices.
     """
     shift = problem.shifts[si]
-    visits = [problem.visits[v] for v in seq]
+    nv = len(problem.visits)
+
+    def own(vi: int) -> Sequence[tuple[int, int]]:
+        if vi >= nv:
+            return breaks[vi - nv][2]
+        return wins[vi] if wins is not None else _start_windows(problem.visits[vi])
+
     depart = shift.start
-    if visits:
-        t, _ = travel(problem, shift, shift.start_location, visits[0].location)
-        first = _earliest(_start_windows(visits[0]), shift.start + t)
+    if seq and seq[0] < nv:
+        t, _ = travel(problem, shift, shift.start_location, problem.visits[seq[0]].location)
+        first = _earliest(own(seq[0]), shift.start + t)
         depart = max(shift.start, first - t)
     stops = [Stop(StopKind.START, depart, depart, depart, location=shift.start_location)]
     now, loc = depart, shift.start_location
-    for v in visits:
+    for vi in seq:
+        if vi >= nv:
+            bid, bdur, _w = breaks[vi - nv]
+            begin = _earliest(own(vi), now)
+            stops.append(
+                Stop(
+                    StopKind.BREAK,
+                    now,
+                    begin,
+                    begin + bdur,
+                    location=loc,
+                    break_id=bid,
+                    waiting=begin - now,
+                )
+            )
+            now = begin + bdur
+            continue
+        v = problem.visits[vi]
         t, d = travel(problem, shift, loc, v.location)
         arrival = now + t
-        begin = _earliest(_start_windows(v), arrival)
+        begin = _earliest(own(vi), arrival)
         stops.append(
             Stop(
                 StopKind.VISIT,
@@ -768,17 +878,16 @@ def improve_routes(
         return ImproveResult(tuple(routes), before, before, iterations)
     st.restore(best)
     out: list[Route] = []
-    vindex = {v.id: i for i, v in enumerate(problem.visits)}
     by_origin = {st.origin[r]: r for r in range(len(st.seqs)) if st.origin[r] >= 0}
     for k, route in enumerate(routes):
         r = by_origin.get(k)
-        if r is None or st.seqs[r] == [vindex[x] for x in route.visit_ids]:
+        if r is None or st.seqs[r] == st.init_seqs[r]:
             out.append(route)
-        elif st.seqs[r]:
-            out.append(timed_route(problem, st.shift[r], st.seqs[r]))
+        elif any(v < st.nv for v in st.seqs[r]):
+            out.append(timed_route(problem, st.shift[r], st.seqs[r], st.wins, st.breaks))
     for r, o in enumerate(st.origin):
         if o < 0 and st.seqs[r]:
-            out.append(timed_route(problem, st.shift[r], st.seqs[r]))
+            out.append(timed_route(problem, st.shift[r], st.seqs[r], st.wins, st.breaks))
     found = validate(problem, _pending(problem, out))
     old = validate(problem, _pending(problem, routes))
     hard = [f for f in found if f.kind is not ViolationKind.PRIORITY]

@@ -79,6 +79,10 @@ def compute_kpis(problem: Problem, plan: Plan) -> dict[str, float | int]:
         the workload balance (lower spread = fairer).
     routes, shifts
         Used shifts and all shifts.
+    tardiness_total_s, tardiness_max_s, late_visits, tardiness_mean_s
+        Lateness against soft windows (:attr:`Visit.due`): the sum and the largest
+        ``start - due`` over planned visit stops that start after their due time, how many
+        stops do, and the mean lateness per planned stop of a visit with a due time.
     """
     per_route = [route_kpis(problem, r) for r in plan.routes]
     visits = {v.id: v for v in problem.visits}
@@ -113,6 +117,15 @@ def compute_kpis(problem: Problem, plan: Plan) -> dict[str, float | int]:
     util = [float(k["utilisation"]) for k in per_route]
     total["utilisation_mean"] = statistics.fmean(util) if util else 0.0
     total["utilisation_spread"] = statistics.pstdev(util) if len(util) > 1 else 0.0
+    late = [
+        s.start - v.due
+        for _, s in stops
+        if (v := visits.get(s.visit_id or "")) is not None and v.due is not None
+    ]
+    total["tardiness_total_s"] = sum(max(0, x) for x in late)
+    total["tardiness_max_s"] = max((max(0, x) for x in late), default=0)
+    total["late_visits"] = sum(1 for x in late if x > 0)
+    total["tardiness_mean_s"] = total["tardiness_total_s"] / len(late) if late else 0.0
     total["routes"] = len(plan.routes)
     total["shifts"] = len(problem.shifts)
     return total

@@ -46,6 +46,10 @@ class Dependency:
     visit_id: str
     min_gap: int = 0
     max_gap: int | None = None
+    #: Both or neither: when this visit cannot be planned, the visit it depends on is left out
+    #: too (a double visit whose two carers need different competences or durations: two
+    #: visits, gap ``[0, 0]`` for simultaneous, ``[min, max]`` for a sequence).
+    together: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,10 @@ class Visit:
     demand: int = 0
     #: False when the client has no usable coordinates; the visit is then unassigned with a reason.
     geocoded: bool = True
+    #: Soft window: the latest *preferred* start (seconds). Starting later is allowed inside the
+    #: hard ``windows`` but is lateness ("tardiness", ``start - due``), which the solver avoids
+    #: and the KPIs report. None = no preference beyond the hard windows.
+    due: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +132,7 @@ class SolveOptions:
     #: Solve rounds used to synchronise double-staffed visits and keep dependency gaps (>= 1).
     coupling_rounds: int = 4
     #: Seconds of post-optimisation (app.scheduling.improve) after VROOM; 0 = off.
-    improve_s: float = 0.0
+    improve_s: float = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +213,8 @@ class UnassignedReason(StrEnum):
     WINDOW_UNREACHABLE = "window_unreachable"
     OUTSIDE_SHIFTS = "outside_shifts"
     CAPACITY = "shift_capacity_exhausted"
+    #: Every qualified route is busy around the visit's windows (time, not a capacity limit).
+    ROUTES_FULL = "no_room_in_routes"
     SECOND_CARER_UNAVAILABLE = "second_carer_unavailable"
     DEPENDENCY_UNSATISFIED = "dependency_unsatisfied"
     CANCELLED = "cancelled"

@@ -14,6 +14,7 @@ Double-staffed visits and dependencies are not VROOM features; they are enforced
 
 from __future__ import annotations
 
+import random
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,7 @@ from app.scheduling.model import (
     SolveOptions,
     Stop,
     StopKind,
+    TimeWindow,
     Unassigned,
     UnassignedReason,
     Visit,
@@ -148,18 +150,297 @@ def solve(problem: Problem, options: SolveOptions | None = None) -> Plan:
     opts = options or SolveOptions()
     t0 = time.perf_counter()
     check_problem(problem, opts)
+    # The post-optimisation's seconds come out of the time limit (at most half of it).
+    search_end = t0 + opts.time_limit_s - min(opts.improve_s, opts.time_limit_s / 2)
+    routes, unassigned = _search(problem, opts, t0, search_end, t0 + opts.time_limit_s)
+    plan = Plan(routes=routes, unassigned=unassigned)
+    elapsed = time.perf_counter() - t0
+    return replace(plan, kpis=compute_kpis(problem, plan), solve_time_s=elapsed)
+
+
+#: Attempts in a row without a better plan after which the search stops.
+_MAX_STALE = 12
+#: Share of the time limit the first attempt may use when later attempts may follow.
+_FIRST_SHARE = 0.5
+#: Reasons for which another attempt may still place a visit (the others are facts).
+_RETRY_REASONS = frozenset(
+    {
+        UnassignedReason.CAPACITY,
+        UnassignedReason.ROUTES_FULL,
+        UnassignedReason.OTHER,
+        UnassignedReason.SECOND_CARER_UNAVAILABLE,
+        UnassignedReason.DEPENDENCY_UNSATISFIED,
+    }
+)
+
+
+def _late_fill(
+    problem: Problem, found: tuple[tuple[Route, ...], tuple[Unassigned, ...]]
+) -> tuple[tuple[Route, ...], tuple[Unassigned, ...]] | None:
+    """Visits left out placed at their cheapest start the hard windows allow (lateness costs).
+
+    The routes keep their stops and times; returns None when nothing could be added.
+    """
+    from app.scheduling.linked import empty_routes, fill_linked
+
+    fixed_end = {(f.visit_id, f.shift_id): f.end for f in problem.fixed}
+
+    def retime(si: int, depart: int, steps: Sequence[_Step]) -> Route:
+        return _timed_route(problem, si, depart, steps, fixed_end)
+
+    routes = list(found[0])
+    before = {vid for r in routes for vid in r.visit_ids}
+    extra = empty_routes(problem, routes, retime)
+    filled = fill_linked(problem, [*routes, *extra.values()], retime, late=True)
+    out = tuple(r for r in filled if r.visit_ids)
+    assigned = {vid for r in out for vid in r.visit_ids}
+    if assigned == before:
+        return None
+    hints = {u.visit_id: u.reason for u in found[1]}
+    out = _both_or_neither(problem, out, hints)
+    assigned = {vid for r in out for vid in r.visit_ids}
+    left = [v.id for v in problem.visits if v.id not in assigned]
+    return out, explain_unassigned(problem, out, left, hints=hints)
+
+
+def _anchor(
+    problem: Problem,
+    index: Mapping[str, int],
+    jobs: dict[tuple[int, int], JobSpec],
+    focus: frozenset[str],
+    rng: random.Random,
+) -> None:
+    """Pin linked visits of ``focus`` to a drawn start before VROOM sees them.
+
+    A double visit gets both copies at one drawn start; a dependency pair gets the first visit
+    at a drawn start and the dependent one narrowed to ``[start + min_gap, start + max_gap]``.
+    The coupling rounds then proceed as usual; a draw that leaves no room is not applied.
+    """
+
+    def draw(wins: Sequence[tuple[int, int]]) -> int:
+        a, b = rng.choice(list(wins))
+        return rng.randint(a, b)
+
+    for vi, v in enumerate(problem.visits):
+        keys = [(vi, c) for c in range(v.carers_required) if (vi, c) in jobs]
+        dep = v.depends_on
+        if dep is not None and dep.visit_id in index:
+            xi = index[dep.visit_id]
+            if v.id not in focus and dep.visit_id not in focus:
+                continue
+            xkeys = [(xi, c) for c in range(problem.visits[xi].carers_required) if (xi, c) in jobs]
+            if not keys or not xkeys or any(jobs[k].only_shift is not None for k in xkeys):
+                continue
+            for _ in range(8):
+                t = draw(jobs[xkeys[0]].start_windows)
+                hi = None if dep.max_gap is None else t + dep.max_gap
+                narrowed = {k: intersect(jobs[k].start_windows, t + dep.min_gap, hi) for k in keys}
+                if all(narrowed.values()) and all(
+                    intersect(jobs[k].start_windows, t, t) for k in xkeys
+                ):
+                    for k in xkeys:
+                        jobs[k] = replace(jobs[k], start_windows=((t, t),))
+                    for k, wins in narrowed.items():
+                        jobs[k] = replace(jobs[k], start_windows=wins)
+                    break
+        elif v.carers_required == 2 and v.id in focus and len(keys) == 2:
+            if any(jobs[k].only_shift is not None for k in keys):
+                continue
+            t = draw(jobs[keys[0]].start_windows)
+            if intersect(jobs[keys[1]].start_windows, t, t):
+                for k in keys:
+                    jobs[k] = replace(jobs[k], start_windows=((t, t),))
+
+
+def _preferred(problem: Problem, slack: Mapping[str, int]) -> Problem:
+    """The problem with each soft window made hard at ``due + slack`` (inside the hard windows)."""
+    visits = []
+    for v in problem.visits:
+        if v.due is None:
+            visits.append(v)
+            continue
+        last_end = v.due + slack.get(v.id, 0) + v.duration
+        wins = tuple(
+            TimeWindow(w.start, min(w.end, last_end)) for w in v.windows if w.start <= last_end
+        )
+        if not v.windows:
+            wins = (TimeWindow(0, last_end),)
+        visits.append(replace(v, windows=wins or v.windows[:1], due=None))
+    return replace(problem, visits=tuple(visits))
+
+
+def _search(
+    problem: Problem, opts: SolveOptions, t0: float, deadline: float, end: float
+) -> tuple[tuple[Route, ...], tuple[Unassigned, ...]]:
+    """Attempts until nothing is left to gain or the time limit, then post-optimisation.
+
+    Attempt 1 treats every soft window (:attr:`Visit.due`) as hard. While visits are left out
+    for a reason another attempt may overcome (capacity, second carer, dependency, solver), or
+    visits start late, and time remains, another attempt runs: visits with a due time that were
+    left out (and the visits linked to them) may start later, by a slack that doubles per
+    attempt (a quarter of their preferred window first, never beyond their hard windows), and
+    VROOM sees the jobs in another, seeded order (deterministic for a given input). The best
+    plan wins: most mandatory visits, most visits, least lateness + travel. Every attempt's
+    windows lie inside the hard ones, so every plan keeps the hard rules of ``problem``. The
+    post-optimisation (``improve_s``, until ``end``) then runs once on the best plan.
+    """
+    by_id = {v.id: v for v in problem.visits}
+    linked: dict[str, set[str]] = {}
+    for v in problem.visits:
+        if v.depends_on is not None and v.depends_on.visit_id in by_id:
+            linked.setdefault(v.id, set()).add(v.depends_on.visit_id)
+            linked.setdefault(v.depends_on.visit_id, set()).add(v.id)
+    retry_possible = bool(linked) or any(
+        v.due is not None or v.carers_required == 2 for v in problem.visits
+    )
+
+    def room(v: Visit) -> int:
+        hard_last = max((w.end - v.duration for w in v.windows), default=2**31 - 1)
+        return max(0, hard_last - (v.due or 0))
+
+    def lateness(routes: Sequence[Route]) -> int:
+        return sum(
+            max(0, s.start - due)
+            for r in routes
+            for s in r.stops
+            if s.visit_id in by_id and (due := by_id[s.visit_id].due) is not None
+        )
+
+    def max_late(routes: Sequence[Route]) -> int:
+        return max(
+            (
+                max(0, s.start - due)
+                for r in routes
+                for s in r.stops
+                if s.visit_id in by_id and (due := by_id[s.visit_id].due) is not None
+            ),
+            default=0,
+        )
+
+    def score(routes: Sequence[Route]) -> tuple[int, int, int]:
+        planned = {vid for r in routes for vid in r.visit_ids}
+        mandatory = sum(1 for vid in planned if by_id[vid].priority is Priority.MANDATORY)
+        travel_s = sum(s.travel_time for r in routes for s in r.stops)
+        return (mandatory, len(planned), -(lateness(routes) + max_late(routes) + travel_s))
+
+    def width(v: Visit) -> int:
+        return max(60, (v.due or 0) - min((w.start for w in v.windows), default=v.due or 0))
+
+    def slack_at(f: float) -> dict[str, int]:
+        return {v.id: min(room(v), int(width(v) * f)) for v in problem.visits if v.due is not None}
+
+    def complete(found: tuple[tuple[Route, ...], tuple[Unassigned, ...]]) -> bool:
+        return not any(u.reason in _RETRY_REASONS for u in found[1])
+
+    soft = any(v.due is not None for v in problem.visits)
+    work = _preferred(problem, {})
+    first_end = t0 + (deadline - t0) * (_FIRST_SHARE if retry_possible else 1.0)
+    best = _solve_once(problem, work, opts, first_end)
+    best_work, best_score = work, score(best[0])
+
+    def consider(cand: tuple[tuple[Route, ...], tuple[Unassigned, ...]], cw: Problem) -> None:
+        nonlocal best, best_work, best_score
+        if score(cand[0]) > best_score:
+            best, best_work, best_score = cand, cw, score(cand[0])
+        if soft and not complete(cand):
+            filled = _late_fill(problem, cand)
+            if filled is not None and score(filled[0]) > best_score:
+                best, best_work, best_score = filled, problem, score(filled[0])
+
+    first = best
+    consider(best, work)
+    # Lateness allowed to every soft visit, as a fraction of its preferred window: grown while
+    # visits are left out, then bisected between the largest fraction that left some out and
+    # the smallest that planned everything; then more attempts at the best fraction.
+    f_ok: float | None = 0.0 if complete(first) else None
+    f_fail: float | None = None if complete(first) else 0.0
+    f, attempt, stale = 0.0, 0, 0
+    while retry_possible and time.perf_counter() < deadline - 0.05:
+        routes, unassigned = best
+        open_ids = {u.visit_id for u in unassigned if u.reason in _RETRY_REASONS}
+        if not open_ids and lateness(routes) == 0:
+            break  # nothing left to gain: everything placeable is planned, on time
+        attempt += 1
+        probing = True
+        if not soft:
+            probing = False
+        elif f_ok is None:
+            f = max(0.125, 2 * f)
+        elif f_fail is not None and f_ok - f_fail > 1 / 64:
+            f = (f_ok + f_fail) / 2
+        else:
+            f, probing = f_ok, False
+        late_ids = {
+            s.visit_id
+            for r in routes
+            for s in r.stops
+            if s.visit_id in by_id and (due := by_id[s.visit_id].due) is not None and s.start > due
+        }
+        slack = slack_at(f) if soft else {}
+        if soft and not probing and attempt % 2 == 0:
+            # Every other attempt: lateness only where the best plan needed it.
+            need = open_ids | late_ids
+            need |= {o for x in need for o in linked.get(x, ())}
+            slack = {vid: sl for vid, sl in slack.items() if vid in need}
+        work = _preferred(problem, slack) if soft else problem
+        left = deadline - time.perf_counter()
+        stop_at = time.perf_counter() + max(left * 0.5, min(left, 0.5))
+        cand = _solve_once(problem, work, opts, stop_at, attempt, frozenset(open_ids | late_ids))
+        before = best_score
+        if probing:
+            if complete(cand):
+                f_ok = f if f_ok is None else min(f_ok, f)
+            else:
+                f_fail = f if f_fail is None else max(f_fail, f)
+        consider(cand, work)
+        stale = 0 if best_score > before else stale + 1
+        if stale >= _MAX_STALE:
+            break  # nothing gained for a while: what is left out is very likely a fact
+    routes, unassigned = best
+    if opts.improve_s > 0 and routes:  # post-optimisation; keeps the plan if nothing better
+        from app.scheduling.improve import improve_routes
+
+        routes = improve_routes(
+            best_work,
+            routes,
+            # At least half its seconds, even when decoding under load ate into the limit.
+            max(min(opts.improve_s, end - time.perf_counter()), opts.improve_s / 2),
+            continuity_penalty_s=opts.continuity_penalty_s,
+            stability_penalty_s=opts.stability_penalty_s,
+        ).routes
+    return routes, unassigned
+
+
+def _solve_once(
+    problem: Problem,
+    work: Problem,
+    opts: SolveOptions,
+    deadline: float,
+    attempt: int = 0,
+    focus: frozenset[str] = frozenset(),
+) -> tuple[tuple[Route, ...], tuple[Unassigned, ...]]:
+    """One full solve of ``work``: coupling rounds, repair, gap filling.
+
+    ``work`` is ``problem`` or a restriction of it (windows narrowed); unassigned visits are
+    explained against ``problem``, so reasons are the true ones. ``attempt`` > 0 offers VROOM
+    the jobs in an order shuffled with that seed (another search path, same problem) and
+    anchors the linked visits of ``focus`` at a start drawn with that seed (:func:`_anchor`).
+    """
+    original = problem
+    problem = work
     index = {v.id: i for i, v in enumerate(problem.visits)}
     shift_index = {s.id: i for i, s in enumerate(problem.shifts)}
     hints: dict[str, UnassignedReason] = {}
 
     jobs = _initial_jobs(problem, index, shift_index, hints)
+    if attempt and focus:
+        _anchor(problem, index, jobs, focus, random.Random(attempt))
     couplings = any(
         problem.visits[j.visit_index].carers_required == 2
         or problem.visits[j.visit_index].depends_on is not None
         for j in jobs.values()
     )
     rounds = opts.coupling_rounds if couplings else 1
-    deadline = t0 + opts.time_limit_s
     result = _RoundResult({}, {}, {})
     # Warm start (re-planning): the current routes first, then each round's own result.
     warm = bool(problem.initial_routes or problem.fixed)
@@ -168,6 +449,8 @@ def solve(problem: Problem, options: SolveOptions | None = None) -> Plan:
         left = max(deadline - time.perf_counter(), 0.05)
         budget = left * (0.5 if couplings and r == 0 else 1.0 / (rounds - r))
         keys = sorted(jobs)
+        if attempt:
+            random.Random(attempt).shuffle(keys)
         initial = _feasible_start(problem, jobs, keys, seed) if warm else {}
         result = _solve_round(problem, [jobs[k] for k in keys], opts, budget, initial)
         if warm:
@@ -185,27 +468,72 @@ def solve(problem: Problem, options: SolveOptions | None = None) -> Plan:
 
     routes = _repair(problem, result, hints)
     routes = _fill_gaps(problem, list(routes))
+    routes = _fill_linked_visits(problem, routes)
     plan_routes = tuple(r for r in routes if r.visit_ids)
-    if opts.improve_s > 0:  # optional post-optimisation; keeps the plan if nothing better
-        from app.scheduling.improve import improve_routes
-
-        plan_routes = improve_routes(
-            problem,
-            plan_routes,
-            opts.improve_s,
-            continuity_penalty_s=opts.continuity_penalty_s,
-            stability_penalty_s=opts.stability_penalty_s,
-        ).routes
+    plan_routes = _both_or_neither(original, plan_routes, hints)
     assigned = {vid for r in plan_routes for vid in r.visit_ids}
     unassigned = explain_unassigned(
-        problem,
+        original,
         plan_routes,
         [v.id for v in problem.visits if v.id not in assigned],
         hints=hints,
     )
-    plan = Plan(routes=plan_routes, unassigned=unassigned)
-    elapsed = time.perf_counter() - t0
-    return replace(plan, kpis=compute_kpis(problem, plan), solve_time_s=elapsed)
+    return plan_routes, unassigned
+
+
+def _both_or_neither(
+    problem: Problem, routes: tuple[Route, ...], hints: dict[str, UnassignedReason]
+) -> tuple[Route, ...]:
+    """Take out each visit whose ``together`` dependent is not planned (transitively).
+
+    The other stops keep their start times (only arrivals get earlier), so no rule breaks.
+    """
+    pairs = [
+        (v.depends_on.visit_id, v.id)
+        for v in problem.visits
+        if v.depends_on is not None and v.depends_on.together
+    ]
+    if not pairs:
+        return routes
+    fixed_ids = {f.visit_id for f in problem.fixed}
+    assigned = {vid for r in routes for vid in r.visit_ids}
+    drop: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for first, second in pairs:
+            live = assigned - drop
+            if first in live and second not in live and first not in fixed_ids:
+                drop.add(first)
+                hints.setdefault(first, UnassignedReason.SECOND_CARER_UNAVAILABLE)
+                changed = True
+            if second in live and first not in live and second not in fixed_ids:
+                drop.add(second)
+                hints.setdefault(second, UnassignedReason.DEPENDENCY_UNSATISFIED)
+                changed = True
+    if not drop:
+        return routes
+    index = {v.id: i for i, v in enumerate(problem.visits)}
+    shift_pos = {s.id: i for i, s in enumerate(problem.shifts)}
+    fixed_end = {(f.visit_id, f.shift_id): f.end for f in problem.fixed}
+    out = []
+    for r in routes:
+        if not drop & set(r.visit_ids):
+            out.append(r)
+            continue
+        si = shift_pos[r.shift_id]
+        shift = problem.shifts[si]
+        steps: list[_Step] = []
+        for s in r.stops[1:-1]:
+            if s.kind is StopKind.BREAK:
+                bi = next(i for i, b in enumerate(shift.breaks) if b.id == s.break_id)
+                steps.append((StopKind.BREAK, bi, s.start))
+            elif s.visit_id is not None and s.visit_id not in drop:
+                steps.append((StopKind.VISIT, index[s.visit_id], s.start))
+        kept = _timed_route(problem, si, r.stops[0].start, steps, fixed_end)
+        if kept.visit_ids:
+            out.append(kept)
+    return tuple(out)
 
 
 def _key_id(key: tuple[int, int]) -> int:
@@ -740,6 +1068,24 @@ _HINT = {
     ViolationKind.DOUBLE_SYNC: UnassignedReason.SECOND_CARER_UNAVAILABLE,
     ViolationKind.DEPENDENCY: UnassignedReason.DEPENDENCY_UNSATISFIED,
 }
+
+
+def _fill_linked_visits(problem: Problem, routes: list[Route]) -> list[Route]:
+    """Double and dependent visits left out, placed where both parts fit (idle shifts too)."""
+    if not any(v.carers_required == 2 or v.depends_on is not None for v in problem.visits):
+        return routes
+    from app.scheduling.linked import empty_routes, fill_linked
+
+    fixed_end = {(f.visit_id, f.shift_id): f.end for f in problem.fixed}
+
+    def retime(si: int, depart: int, steps: Sequence[_Step]) -> Route:
+        return _timed_route(problem, si, depart, steps, fixed_end)
+
+    assigned = {vid for r in routes for vid in r.visit_ids}
+    if all(v.id in assigned for v in problem.visits):
+        return routes
+    extra = empty_routes(problem, routes, retime)
+    return fill_linked(problem, [*routes, *extra.values()], retime)
 
 
 def _fill_gaps(problem: Problem, routes: list[Route]) -> list[Route]:

@@ -67,12 +67,22 @@ def test_unreachable_location() -> None:
     assert _reason(p, "x") is UnassignedReason.UNREACHABLE
 
 
-def test_full_routes_mean_capacity() -> None:
-    # Twelve 30-minute visits in one 2-hour window, one carer: most cannot fit.
+def test_busy_routes_without_a_limit_are_not_called_capacity() -> None:
+    # Twelve 30-minute visits in one 2-hour window, one carer without any capacity limit:
+    # most cannot fit, and the true reason is time, not an exhausted capacity (issue 14).
     vs = [Visit(f"v{k}", f"c{k}", k, 1800, (TimeWindow(9 * H, 11 * H),)) for k in range(2, 14)]
     p = problem(vs, [shift(0, breaks=False)])
     plan = solve(p, FAST)
     assert plan.unassigned
+    assert {u.reason for u in plan.unassigned} == {UnassignedReason.ROUTES_FULL}
+
+
+def test_full_routes_at_a_declared_limit_mean_capacity() -> None:
+    # Same day, but the shift declares max 2 visits: the limit is what stops the rest.
+    vs = [Visit(f"v{k}", f"c{k}", k, 1800, (TimeWindow(9 * H, 15 * H),)) for k in range(2, 8)]
+    p = problem(vs, [replace(shift(0, breaks=False), max_visits=2)])
+    plan = solve(p, FAST)
+    assert len(plan.unassigned) == 4
     assert {u.reason for u in plan.unassigned} == {UnassignedReason.CAPACITY}
 
 
