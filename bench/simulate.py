@@ -30,6 +30,7 @@ import argparse
 import datetime as dt
 import json
 import random
+import shutil
 import signal
 import statistics
 import tempfile
@@ -171,6 +172,11 @@ class DaySim:
         self.unplaced_urgent = 0
         self.evno = 0
 
+    def close(self) -> None:
+        """Close every client's connections."""
+        for api in [self.admin, *self.planners, *self.nurses.values()]:
+            api.close()
+
     def _key(self, name: str) -> Api:
         r = self.admin.call("POST", "/v1/api-keys", json={"name": name, "role": "planner"})
         r.raise_for_status()
@@ -196,6 +202,7 @@ class DaySim:
         """Import, plan and live through one day."""
         self.day = day
         self.days += 1
+        self.published_version = 0
         r = self.admin.call("POST", "/v1/import", json=batch)
         r.raise_for_status()
         truth = DayTruth.from_batch(batch, day)
@@ -223,6 +230,7 @@ class DaySim:
         finally:
             reader.stop.set()
             reader.join(timeout=10)
+            reader.api.close()
 
     def do(self, step: Step) -> None:
         """One step of the day's timeline."""
@@ -702,7 +710,11 @@ class DaySim:
 
 
 def summary(
-    sims: list[DaySim], stats: Stats, findings: Findings, args: argparse.Namespace
+    sims: list[DaySim],
+    stats: Stats,
+    findings: Findings,
+    args: argparse.Namespace,
+    extra: dict[str, Any],
 ) -> dict[str, Any]:
     """The one JSON line: totals over every seed and day."""
     lat = sorted(stats.event_latency)
@@ -739,6 +751,7 @@ def summary(
         "violation_codes": dict(sorted(findings.codes.items())),
         "by_kind": {k: dict(sorted(v.items())) for k, v in sorted(kinds.items())},
         "statuses": dict(sorted(stats.statuses.items())),
+        **extra,
     }
 
 
@@ -784,6 +797,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.scheduling.sample import generate_district
     from app.store.seed import sample_batch
 
+    t0 = time.perf_counter()
     region = load_region(Path(args.osm), modes=(), cache_dir=ROOT / "osm_cache")
     stats = Stats()
     findings = Findings(args.findings, {"osm": Path(args.osm).name, "db": args.db})
@@ -807,10 +821,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                     batch = sample_batch(sample, day, district=DISTRICT, district_name="North")
                     sim.run_day(batch, day.isoformat())
         finally:
+            for sim in sims:
+                sim.close()
             server.stop()
+            if args.findings is not None and server.log.is_file():
+                # JSON logs without personal data (house rule), kept beside the findings.
+                shutil.copy(server.log, args.findings.with_suffix(".server.log"))
             if schema is not None:
                 drop_schema(schema)
-    print(json.dumps(summary(sims, stats, findings, args)), flush=True)
+    extra = {"server_start_s": server.start_s, "wall_s": round(time.perf_counter() - t0, 1)}
+    print(json.dumps(summary(sims, stats, findings, args, extra)), flush=True)
     return 0
 
 
