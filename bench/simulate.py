@@ -163,6 +163,7 @@ class DaySim:
         self.admin = Api(server.base, self.admin_key, stats)
         self.planners = [self._key(f"planner {c}") for c in "AB"]
         self.nurses: dict[str, Api] = {}
+        self.nurse_since: dict[str, float] = {}
         self.kinds: dict[str, Counter[str]] = defaultdict(Counter)
         self.events = 0
         self.days = 0
@@ -171,6 +172,7 @@ class DaySim:
         self.book = TravelBook()
         self.unplaced_urgent = 0
         self.evno = 0
+        self.seen: set[tuple[int, str, str | None, str | None]] = set()
 
     def close(self) -> None:
         """Close every client's connections."""
@@ -183,17 +185,25 @@ class DaySim:
         return Api(self.server.base, r.json()["key"], self.stats)
 
     def nurse(self, staff: str) -> Api:
-        """The nurse's own signed-in client (a user linked to the staff row; made once)."""
+        """The nurse's own signed-in client (a user linked to the staff row; made once).
+
+        Sign-in tokens last 30 minutes (``TOKEN_TTL_S``): a token older than 20 is renewed.
+        """
+        email = f"nurse.{staff}@seed{self.seed}.example"
         if staff not in self.nurses:
-            email = f"nurse.{staff}@seed{self.seed}.example"
             body = {"email": email, "role": "nurse", "staff": staff, "password": NURSE_PASSWORD}
             r = self.admin.call("POST", "/v1/users", json=body)
             r.raise_for_status()
-            t = self.admin.call(
-                "POST", "/v1/auth/token", json={"email": email, "password": NURSE_PASSWORD}
-            )
-            t.raise_for_status()
-            self.nurses[staff] = Api(self.server.base, t.json()["access_token"], self.stats)
+        elif time.monotonic() - self.nurse_since[staff] < 20 * 60:
+            return self.nurses[staff]
+        t = self.admin.call(
+            "POST", "/v1/auth/token", json={"email": email, "password": NURSE_PASSWORD}
+        )
+        t.raise_for_status()
+        if staff in self.nurses:
+            self.nurses[staff].close()
+        self.nurses[staff] = Api(self.server.base, t.json()["access_token"], self.stats)
+        self.nurse_since[staff] = time.monotonic()
         return self.nurses[staff]
 
     # -- one day --------------------------------------------------------------------------------
@@ -416,11 +426,16 @@ class DaySim:
             context["events"] = events
         context["version"] = plan.get("version")
         if hard:
+            # Every version with a broken rule counts; the findings name each violation once.
+            keys = {(self.days, v.code, v.visit, v.staff) for v in hard}
+            fresh = [v for v in hard if (self.days, v.code, v.visit, v.staff) not in self.seen]
+            self.seen |= keys
             self.findings.add(
                 "invalid_plans",
                 **context,
-                violations=[v.as_dict() for v in hard[:50]],
+                violations=[v.as_dict() for v in fresh[:50]],
                 violation_count=len(hard),
+                new_violations=len(fresh),
             )
         if frozen:
             with self.findings.lock:
@@ -748,6 +763,7 @@ def summary(
         "diff_mismatch": c["diff_mismatch"],
         "events_not_stored": c["events_not_stored"],
         "nurse_probe": c["nurse_probe"],
+        "distinct_violations": sum(len(s.seen) for s in sims),
         "violation_codes": dict(sorted(findings.codes.items())),
         "by_kind": {k: dict(sorted(v.items())) for k, v in sorted(kinds.items())},
         "statuses": dict(sorted(stats.statuses.items())),
