@@ -135,6 +135,7 @@ class Stats:
         self.lock = threading.Lock()
         self.statuses: Counter[str] = Counter()
         self.errors_5xx = 0
+        self.dropped = 0
         self.event_latency: list[float] = []
         self.route_latency: list[float] = []
 
@@ -171,10 +172,17 @@ class Api:
     ) -> httpx.Response:
         """One request; a dropped connection (server restart) is answered as status 599."""
         t0 = time.perf_counter()
-        try:
-            r = self.client.request(method, path, json=json, headers=headers, params=params)
-        except httpx.TransportError as exc:
-            r = httpx.Response(599, json={"error": {"message": type(exc).__name__}})
+        for attempt in range(2):
+            try:
+                r = self.client.request(method, path, json=json, headers=headers, params=params)
+                break
+            except httpx.TransportError as exc:
+                # The server closed a kept-alive connection (it does so after a 500): counted,
+                # then sent once more on a new connection. A stale version would get 409.
+                r = httpx.Response(599, json={"error": {"message": type(exc).__name__}})
+                if attempt == 0:
+                    with self.stats.lock:
+                        self.stats.dropped += 1
         self.stats.record(r.status_code, time.perf_counter() - t0, what)
         return r
 

@@ -758,6 +758,7 @@ def summary(
         "median_latency_s": round(statistics.median(lat), 3) if lat else 0.0,
         "plan_latency_max_s": round(max((x for s in sims for x in s.plan_latency), default=0), 3),
         "refused": c["refused"],
+        "dropped_connections": stats.dropped,
         "race_outcome": c["race_outcome"],
         "spurious_etag_changes": c["spurious_etag_changes"],
         "diff_mismatch": c["diff_mismatch"],
