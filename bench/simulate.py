@@ -272,11 +272,14 @@ class DaySim:
 
     # -- events ---------------------------------------------------------------------------------
 
-    def _send(self, api: Api, events: list[dict[str, Any]], at: int, version: int) -> Any:
+    def _send(
+        self, api: Api, events: list[dict[str, Any]], at: int, version: int, what: str = "event"
+    ) -> Any:
+        """POST events; ``what="event"`` counts the answer's latency in the summary."""
         return api.call(
             "POST",
             f"/v1/plans/{self.plan['id']}/events",
-            what="event",
+            what=what,
             json={"events": events, "now": hhmm(at)},
             headers={"If-Match": f'"{version}"'},
         )
@@ -711,7 +714,7 @@ class DaySim:
             }
             probes.append((ev, 404))
         for ev, want in probes:
-            r = self._send(self.nurse(staff), [ev], step.at, self.plan["version"])
+            r = self._send(self.nurse(staff), [ev], step.at, self.plan["version"], "probe")
             self.kinds["nurse_probe"][str(r.status_code)] += 1
             if r.status_code != want:
                 self.findings.add(
