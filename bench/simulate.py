@@ -213,6 +213,7 @@ class DaySim:
         self.day = day
         self.days += 1
         self.published_version = 0
+        self.step_no = f"{day}#plan"
         r = self.admin.call("POST", "/v1/import", json=batch)
         r.raise_for_status()
         truth = DayTruth.from_batch(batch, day)
