@@ -36,7 +36,6 @@ from app.errors import ErrorDetail, InvalidInput, NotFound, PlanConflict, Unrout
 from app.notify import outbox
 from app.planning import codec, day_facts
 from app.planning.compute import (
-    PlanNotValid,
     PlanResult,
     route_geometry,
     solve_options,

@@ -373,7 +373,7 @@ def _absent(state: _State) -> dict[str, list[Interval]]:
     for sid, absences in state.absences.items():
         left = list(absences)
         for a, b in state.availability.get(sid, []):
-            left = _subtract(left, a, b)
+            left = subtract(left, a, b)
         if left:
             out[sid] = left
     return out

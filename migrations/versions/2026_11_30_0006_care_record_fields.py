@@ -19,7 +19,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0006_care_record_fields"
-down_revision: str | None = "0004_webhooks"
+down_revision: str | None = "0005_day_facts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
