@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.domain import Address
+from app.errors import RegionUnavailable
 from app.planning import pool
 from app.routing import (
     AddressQuery,
@@ -152,7 +153,7 @@ def place_locator(load: Callable[[], Region]) -> PlaceLocator:
         if not loaded:
             try:
                 loaded.append(load())
-            except (RoutingError, OSError) as exc:
+            except (RoutingError, OSError, RegionUnavailable) as exc:
                 log.warning("address index unavailable: %s", type(exc).__name__)
                 return PlaceLookup("unavailable")
         return locate_place(loaded[0].geocoder, address)
