@@ -19,7 +19,11 @@ def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     def fake_run(app: object, **kwargs: Any) -> None:
         seen.update(kwargs)
 
+    def fake_server_run(server: uvicorn.Server, *args: Any, **kwargs: Any) -> None:
+        seen.update(host=server.config.host, port=server.config.port)
+
     monkeypatch.setattr(uvicorn, "run", fake_run)
+    monkeypatch.setattr(uvicorn.Server, "run", fake_server_run)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'serve.sqlite3'}")
     monkeypatch.setenv("DEV_MODE", "true")
     monkeypatch.setenv("REGION_WARMUP", "false")
