@@ -40,9 +40,8 @@ from app.scheduling.model import (
     Route,
     Stop,
     StopKind,
-    Unassigned,
-    UnassignedReason,
     Visit,
+    pending_plan,
 )
 from app.scheduling.validate import ViolationKind, validate
 
@@ -803,14 +802,6 @@ def _start_windows(v: Visit) -> list[tuple[int, int]]:
     return sorted((w.start, w.end - v.duration) for w in v.windows if w.end - v.duration >= w.start)
 
 
-def _pending(problem: Problem, routes: Sequence[Route]) -> Plan:
-    assigned = {vid for r in routes for vid in r.visit_ids}
-    rest = tuple(
-        Unassigned(v.id, UnassignedReason.OTHER, "") for v in problem.visits if v.id not in assigned
-    )
-    return Plan(tuple(routes), rest)
-
-
 def improve_routes(
     problem: Problem,
     routes: Sequence[Route],
@@ -888,8 +879,8 @@ def improve_routes(
     for r, o in enumerate(st.origin):
         if o < 0 and st.seqs[r]:
             out.append(timed_route(problem, st.shift[r], st.seqs[r], st.wins, st.breaks))
-    found = validate(problem, _pending(problem, out))
-    old = validate(problem, _pending(problem, routes))
+    found = validate(problem, pending_plan(problem, out))
+    old = validate(problem, pending_plan(problem, routes))
     hard = [f for f in found if f.kind is not ViolationKind.PRIORITY]
     if hard or len(found) > len(old):
         return ImproveResult(tuple(routes), before, before, iterations)

@@ -17,14 +17,12 @@ from collections.abc import Callable, Mapping, Sequence
 from app.scheduling._timing import insertion_range, travel
 from app.scheduling.explain import qualified_shifts
 from app.scheduling.model import (
-    Plan,
     Problem,
     Route,
     Stop,
     StopKind,
-    Unassigned,
-    UnassignedReason,
     Visit,
+    pending_plan,
 )
 from app.scheduling.validate import validate
 
@@ -36,14 +34,6 @@ Retime = Callable[[int, int, Sequence[Step]], Route]
 MAX_TRIES = 30
 
 _Slot = tuple[int, int, int, int, int]  # route, position, lo, hi, added travel
-
-
-def _pending(problem: Problem, routes: Sequence[Route]) -> Plan:
-    assigned = {vid for r in routes for vid in r.visit_ids}
-    rest = tuple(
-        Unassigned(v.id, UnassignedReason.OTHER, "") for v in problem.visits if v.id not in assigned
-    )
-    return Plan(tuple(routes), rest)
 
 
 def fill_linked(
@@ -146,7 +136,7 @@ def fill_linked(
             before = list(routes)
             insert(kx, px, x, tx)
             insert(ky, py, y, ty)
-            if not validate(problem, _pending(problem, routes), check_priority=False):
+            if not validate(problem, pending_plan(problem, routes), check_priority=False):
                 return True
             routes[:] = before
         return False
@@ -160,7 +150,7 @@ def fill_linked(
         for _cost, t, k, p in cands[:MAX_TRIES]:
             before = list(routes)
             insert(k, p, y, t)
-            if not validate(problem, _pending(problem, routes), check_priority=False):
+            if not validate(problem, pending_plan(problem, routes), check_priority=False):
                 return True
             routes[:] = before
         return False

@@ -12,7 +12,7 @@ bound the whole working day including travel from the start location and back to
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -239,3 +239,12 @@ class Plan:
     #: Key figures (see app.scheduling.kpis); plain numbers so they serialise as they are.
     kpis: Mapping[str, float | int] = field(default_factory=dict)
     solve_time_s: float = 0.0
+
+
+def pending_plan(problem: Problem, routes: Sequence[Route]) -> Plan:
+    """``routes`` as a plan in which every visit not on them counts as unassigned (for checks)."""
+    assigned = {vid for r in routes for vid in r.visit_ids}
+    rest = tuple(
+        Unassigned(v.id, UnassignedReason.OTHER, "") for v in problem.visits if v.id not in assigned
+    )
+    return Plan(tuple(routes), rest)

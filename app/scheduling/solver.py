@@ -39,6 +39,7 @@ from app.scheduling.model import (
     Unassigned,
     UnassignedReason,
     Visit,
+    pending_plan,
 )
 from app.scheduling.validate import ViolationKind, validate
 
@@ -1019,7 +1020,7 @@ def _repair(
             for si, s in sorted(steps.items())
         ]
         assigned = {vid for r in routes for vid in r.visit_ids}
-        found = validate(problem, _with_pending(problem, routes), check_priority=False)
+        found = validate(problem, pending_plan(problem, routes), check_priority=False)
         drop: set[str] = set()
         for viol in found:
             if viol.visit_id is not None and viol.visit_id in assigned:
@@ -1053,14 +1054,6 @@ def _repair(
         }
     msg = "repair did not converge"
     raise SolverFailed(msg)
-
-
-def _with_pending(problem: Problem, routes: Sequence[Route]) -> Plan:
-    assigned = {vid for r in routes for vid in r.visit_ids}
-    pending = tuple(
-        Unassigned(v.id, UnassignedReason.OTHER, "") for v in problem.visits if v.id not in assigned
-    )
-    return Plan(tuple(routes), pending)
 
 
 _HINT = {
@@ -1121,7 +1114,7 @@ def _fill_gaps(problem: Problem, routes: list[Route]) -> list[Route]:
         before = routes[k]
         routes[k] = _timed_route(problem, shift_pos[shift.id], stops[0].start, steps, fixed_end)
         # insertion_fits is a local test; the validator has the last word on every change.
-        if validate(problem, _with_pending(problem, routes), check_priority=False):
+        if validate(problem, pending_plan(problem, routes), check_priority=False):
             routes[k] = before
             return False
         return True
