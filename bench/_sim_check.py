@@ -26,8 +26,9 @@ Hard rules checked on every stored version (a failure makes the version *invalid
 - ``dependency``: a second visit's start is not within the gap its first visit requires;
 - ``unassigned_without_reason``: an unassigned visit with an empty reason.
 
-Visits whose actual times were reported are facts: they are exempt from window, travel and
-duration rules (a visit done five minutes early happened), but must show the reported times.
+Visits whose actual times were reported are facts: they are exempt from window, travel,
+duration and absence rules (a visit done five minutes early happened), but must show the
+reported times.
 
 Effects of accepted events (a failure counts the *event* as lost):
 
@@ -402,7 +403,8 @@ def _check_route(
             missing = ",".join(sorted(v.competences - comps))
             out.append(Violation("competence", vid, staff, note=missing))
         absence = truth.absence_at(staff, start)
-        if absence is not None:
+        # A visit the nurse reported doing is a fact, absence or not.
+        if absence is not None and not fact:
             out.append(Violation("absent_carer_visit", vid, staff, absence.event, stop["start"]))
         for a, b, reported, ev in truth.unavailable.get(v.client, []):
             if start < b and end > a and not (start < reported or fact):

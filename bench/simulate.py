@@ -848,6 +848,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.findings is not None and server.log.is_file():
                 # JSON logs without personal data (house rule), kept beside the findings.
                 shutil.copy(server.log, args.findings.with_suffix(".server.log"))
+                db_file = workdir / "sim.sqlite3"
+                if db_file.is_file():
+                    # The stored versions, to replay a finding (generated data only).
+                    shutil.copy(db_file, args.findings.with_suffix(".sqlite3"))
             if schema is not None:
                 drop_schema(schema)
     extra = {"server_start_s": server.start_s, "wall_s": round(time.perf_counter() - t0, 1)}

@@ -90,6 +90,7 @@ def problem_to_doc(problem: Problem) -> Doc:
         ],
         "current_assignment": dict(problem.current_assignment),
         "fixed": [[f.visit_id, f.shift_id, f.start, f.end] for f in problem.fixed],
+        "absences": {sid: [[a, b] for a, b in ivs] for sid, ivs in problem.absences.items()},
     }
 
 
@@ -141,6 +142,10 @@ def problem_from_doc(doc: Mapping[str, Any], matrices: Mapping[str, TravelMatrix
         locations=tuple(None if p is None else LatLon(p[0], p[1]) for p in doc["locations"]),
         current_assignment=dict(doc.get("current_assignment", {})),
         fixed=tuple(FixedStop(*f) for f in doc.get("fixed", [])),
+        absences={
+            sid: tuple((int(a), int(b)) for a, b in ivs)
+            for sid, ivs in doc.get("absences", {}).items()
+        },
     )
 
 

@@ -314,6 +314,10 @@ def cut_shift(shift: ShiftIn, intervals: Sequence[Interval]) -> ShiftIn | None:
     return replace(shift, start_s=live[0][0], end_s=live[-1][1], breaks=tuple(breaks))
 
 
+def _no_time(shift: ShiftIn) -> ShiftIn:
+    return replace(shift, end_s=shift.start_s, breaks=())
+
+
 def cut_windows(
     windows: Iterable[Interval], blocks: Iterable[Interval], duration_s: int
 ) -> tuple[Interval, ...]:
@@ -343,8 +347,9 @@ def apply_facts(
     Returns
     -------
     tuple
-        Shifts cut by absences and grown by extra hours (a carer absent all day has none; a
-        shift still covers every started or done visit of its carer), and visits whose windows
+        Shifts cut by absences and grown by extra hours (a carer absent all day keeps a shift
+        without time; a shift still covers every started or done visit of its carer), and
+        visits whose windows
         lost the hours their client is unavailable (``VisitIn.blocked`` when none is left).
     """
     avail = shift_availability(shifts, facts)
@@ -357,7 +362,9 @@ def apply_facts(
             a, b = fixed.start_s, fixed.end_s
             home = nearest_shift(own, a, b)
             avail[home.external_id] = union(avail[home.external_id], a, b)
-    kept = [cut for sh in shifts if (cut := cut_shift(sh, avail[sh.external_id])) is not None]
+    # A carer absent all day keeps her shift without time (no vehicle hours, no breaks), so that
+    # a later ``carer_available`` on a version planned afresh can give hours back.
+    kept = [cut_shift(sh, avail[sh.external_id]) or _no_time(sh) for sh in shifts]
     blocks: dict[str, list[Interval]] = defaultdict(list)
     for f in facts:
         if f.kind is DayFactKind.CLIENT_UNAVAILABLE:

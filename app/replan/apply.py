@@ -138,6 +138,7 @@ def prepare_replan(
         Full problem, open problem, freeze, orphaned visit ids and visits unassigned up front.
     """
     state = _collect(problem, plan, events)
+    absent = _absent(state)
     freeze = freeze_plan(
         problem,
         plan,
@@ -146,7 +147,7 @@ def prepare_replan(
         actuals=state.actuals,
         removed=tuple(state.cancelled),
         positions=state.positions,
-        absent=_absent(state),
+        absent=absent,
     )
     frozen_ids = freeze.frozen_visit_ids
     assignment = _assignment(plan)
@@ -189,9 +190,7 @@ def prepare_replan(
         open_shift = _open_shift(shift, avail, fr, now)
         if open_shift is not None:
             open_shifts[shift.id] = open_shift
-        full = _full_shift(problem, shift, fr, open_shift, avail)
-        if full is not None:
-            full_shifts.append(full)
+        full_shifts.append(_full_shift(problem, shift, fr, open_shift, avail))
 
     orphaned: list[str] = []
     for vid in open_visits:
@@ -224,6 +223,7 @@ def prepare_replan(
         shifts=tuple(full_shifts),
         current_assignment=current,
         fixed=freeze.fixed,
+        absences={sid: tuple(iv) for sid, iv in absent.items()},
     )
     open_current = {
         vid: sid for vid, sid in current.items() if vid in open_visits and sid in open_shifts
@@ -245,6 +245,7 @@ def prepare_replan(
             u.visit_id for u in plan.unassigned if u.visit_id in open_visits
         ),
         orphaned=orphan_set,
+        absences={},  # the open shifts carry them as their bounds and fixed breaks
     )
     return ReplanInput(
         problem=full_problem,
@@ -304,9 +305,16 @@ def _collect(problem: Problem, plan: Plan, events: Sequence[Event]) -> _State:
         },
         actuals={},
         positions={},
-        availability={s.id: [(s.start, s.end)] for s in problem.shifts},
+        availability={
+            s.id: _without(
+                [(s.start, s.end)] if s.end > s.start else [], problem.absences.get(s.id, ())
+            )
+            for s in problem.shifts
+        },
         client_blocks=defaultdict(list),
-        absences=defaultdict(list),
+        # Absences of earlier events, kept in the stored day (else an absence that began before
+        # the carer's resume point was forgotten by the next re-plan; simulator finding).
+        absences=defaultdict(list, {sid: list(iv) for sid, iv in problem.absences.items()}),
     )
     staff_shifts: dict[str, list[Shift]] = defaultdict(list)
     for s in problem.shifts:
@@ -377,6 +385,12 @@ def _absent(state: _State) -> dict[str, list[Interval]]:
         if left:
             out[sid] = left
     return out
+
+
+def _without(intervals: list[Interval], absences: Iterable[Interval]) -> list[Interval]:
+    for a, b in absences:
+        intervals = subtract(intervals, a, b)
+    return intervals
 
 
 def _known_visit(state: _State, visit_id: str) -> None:
@@ -525,7 +539,7 @@ def _full_shift(
     frozen: FrozenRoute | None,
     open_shift: Shift | None,
     availability: Sequence[Interval],
-) -> Shift | None:
+) -> Shift:
     """The whole day's shift after the events (what the new plan is validated against).
 
     It starts when it did if anything of it is frozen, else when the carer is first available;
@@ -546,6 +560,9 @@ def _full_shift(
             start_location=start_location,
         )
     if frozen is None or not has_prefix:
-        return None
+        # Absent for the rest of the day with nothing done: the shift stays in the day, empty
+        # and without time, so that a later ``carer_available`` can give hours back (a carer
+        # sick at 07:30 who is back at 13:00; simulator finding, issue 9).
+        return replace(shift, end=shift.start, breaks=())
     end = max(frozen.end_time, closing_stop(problem, shift, frozen).arrival)
     return replace(shift, end=end, breaks=prefix_breaks)

@@ -159,6 +159,10 @@ class Problem:
     #: same priority (so placing one never pushes a planned visit out one-for-one) and one
     #: above previously unassigned visits.
     orphaned: frozenset[str] = frozenset()
+    #: Re-planning: shift id -> (start, end) intervals in which its carer is absent, as reported
+    #: by events. A stored day keeps them so that a later re-plan honours them, also where an
+    #: absence left no gap in the shift to show it (it began before the carer's resume point).
+    absences: Mapping[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
 
 
 class StopKind(StrEnum):

@@ -400,3 +400,26 @@ def test_fresh_plan_at_ten_keeps_what_the_current_version_has_begun(
     # Nothing new is planned in the past.
     late = [s for s in stops(fresh) if s not in begun and s[2] < secs("10:00")]
     assert not late, late[:3]
+
+
+@pytest.mark.parametrize("fresh_in_between", [False, True])
+def test_a_carer_sick_all_day_can_come_back(
+    client: TestClient, tenant: Tenant, planned: dict[str, Any], fresh_in_between: bool
+) -> None:
+    """Sick at 07:30, back 13:00-16:00: the second event answered 422 ("no shift") before."""
+    by_staff: dict[str, int] = {}
+    for staff, _v, _s, _e in stops(planned):
+        by_staff[staff] = by_staff.get(staff, 0) + 1
+    sick = max(sorted(by_staff), key=lambda s: by_staff[s])
+    v2 = post(client, tenant, planned, [{"kind": "carer_absent", "staff": sick}], "07:30")
+    assert all(st != sick for st, _v, _s, _e in stops(v2))
+    base = plan_now(client, tenant) if fresh_in_between else v2
+    assert all(st != sick for st, _v, _s, _e in stops(base))
+    back = {"kind": "carer_available", "staff": sick, "from_time": "13:00", "until_time": "16:00"}
+    v3 = post(client, tenant, base, [back], "13:00")
+    mine = [(s, e) for st, _v, s, e in stops(v3) if st == sick]
+    assert all(secs("13:00") <= s and e <= secs("16:00") for s, e in mine), mine
+    route = client.get(
+        f"/v1/staff/{sick}/route", params={"date": DAY}, headers=tenant.headers
+    ).json()
+    assert route["plan_version"] == v3["version"]

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from app.planning import codec
 from app.replan.apply import apply_events, prepare_replan
 from app.replan.errors import EventConflictError, UnknownReferenceError
 from app.replan.events import (
@@ -20,6 +21,7 @@ from app.replan.events import (
     VisitDelayed,
 )
 from app.replan.freeze import freeze_plan
+from app.replan.service import replan
 from app.scheduling.model import (
     FixedStop,
     Plan,
@@ -130,12 +132,59 @@ class TestSickCall:
         anna = next(s for s in inp.problem.shifts if s.id == "s-anna")
         assert anna.end < 10 * H  # cut after her morning, travel back to the office included
 
-    def test_whole_day_absence_before_start_removes_the_shift(self, district: District) -> None:
+    def test_whole_day_absence_before_start_leaves_the_shift_without_time(
+        self, district: District
+    ) -> None:
         problem, plan = district
-        p = apply_events(problem, plan, [CarerAbsent("bert", 0)], now=6 * H)
-        assert "s-bert" not in {s.id for s in p.shifts}
+        inp = prepare_replan(problem, plan, [CarerAbsent("bert", 0)], now=6 * H)
+        p = inp.problem
+        bert = next(s for s in p.shifts if s.id == "s-bert")
+        assert bert.end == bert.start
+        assert bert.breaks == ()
+        assert "s-bert" not in inp.open_shifts
         assert not any(v.startswith("b") for v in p.current_assignment)
         assert p.fixed == ()
+
+    def test_carer_back_after_a_whole_day_absence_gets_her_hours(self, district: District) -> None:
+        """Sick at 07:30, back at 13:00: the second re-plan starts from the first one's problem."""
+        problem, plan = district
+        first = replan(problem, plan, [CarerAbsent("bert", 0)], now=7 * H + 1800)
+        assert not any(r.shift_id == "s-bert" and r.visit_ids for r in first.plan.routes)
+        back = prepare_replan(
+            first.problem, first.plan, [CarerAvailable("bert", 13 * H, 17 * H)], now=13 * H
+        )
+        bert = back.open_shifts["s-bert"]
+        assert (bert.start, bert.end) == (13 * H, 17 * H)
+
+    def test_an_absence_begun_before_the_resume_point_outlives_the_next_event(
+        self, district: District
+    ) -> None:
+        """Absent 09:10-13:00 (during a2, 09:00-09:30), reported at 09:05; then a cancellation.
+
+        The stored day (codec round trip) is what the second re-plan starts from; before the
+        absence was kept in the problem, the full shift showed no trace of it and the second
+        re-plan gave the carer visits inside it (simulator finding).
+        """
+        problem, plan = district
+        away = (9 * H + 600, 13 * H)
+        first = replan(problem, plan, [CarerAbsent("anna", *away)], now=9 * H + 300)
+        stored = codec.problem_from_doc(codec.problem_to_doc(first.problem), problem.matrices)
+        # A re-solve (what runs when insertion leaves a visit out) sees every open shift.
+        second = replan(
+            stored, first.plan, [VisitCancelled("b4")], now=9 * H + 2400, strategy="resolve"
+        )
+        again = prepare_replan(stored, first.plan, [VisitCancelled("b4")], now=9 * H + 2400)
+        assert again.open_shifts["s-anna"].start >= away[1]
+        for result in (first, second):
+            anna = [
+                s
+                for r in result.plan.routes
+                if r.staff_id == "anna"
+                for s in r.stops
+                if s.kind is StopKind.VISIT
+            ]
+            assert [s.visit_id for s in anna if s.start < away[0]] == ["a1", "a2"]
+            assert not [s for s in anna if away[0] <= s.start < away[1]], anna
 
     def test_short_absence_becomes_a_fixed_break(self, district: District) -> None:
         problem, plan = district

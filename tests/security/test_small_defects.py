@@ -92,3 +92,21 @@ def test_every_405_lists_every_method_of_the_path_in_allow(
                 problems.append(f"{method} {path}: code {r.json()['error']['code']}")
     assert tried > 50
     assert problems == []
+
+
+def test_an_absurd_offset_is_a_422_not_a_database_overflow(
+    client: TestClient, world: World, app: FastAPI
+) -> None:
+    """Schemathesis found ``?offset=1274009451596958924800`` -> 500 (SQLite OverflowError)."""
+    lists = sorted(
+        p
+        for p, ops in app.openapi()["paths"].items()
+        if "get" in ops
+        and "{" not in p
+        and any(q.get("name") == "offset" for q in ops["get"].get("parameters", []))
+    )
+    assert len(lists) >= 6
+    for path in lists:
+        r = client.get(path, params={"offset": 2**70}, headers=world.admin.headers)
+        assert r.status_code == 422, (path, r.text)
+        assert r.json()["error"]["details"][0]["loc"][-1] == "offset"

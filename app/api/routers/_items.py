@@ -21,7 +21,8 @@ from app.store.inputs import ImportBatch, PlanningDate
 from app.store.repositories import DateFilter, Row
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
-Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
+#: Bounded like a row id: an absurd offset is a 422, not a database overflow (fuzz finding).
+Offset = Annotated[int, Query(ge=0, le=2_147_483_647, description="Rows to skip.")]
 DistrictFilter = Annotated[
     str | None, Query(description="Only rows of this district (its external_id).")
 ]

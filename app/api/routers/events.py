@@ -142,7 +142,10 @@ class EventsRequest(_In):
 
     events: list[EventIn] = Field(min_length=1, max_length=100)
     based_on_version: int | None = Field(
-        default=None, ge=1, description="The version the change is based on (or If-Match)."
+        default=None,
+        ge=1,
+        le=2_147_483_647,
+        description="The version the change is based on (or If-Match).",
     )
     now: TimeOfDay | None = Field(
         default=None,
