@@ -17,8 +17,9 @@ from bench._sim_check import DayTruth, hhmm, secs
 H = 3600
 M = 60
 
-#: Urgent visits: every priority once, then impossible ones (see :func:`_urgent`).
-URGENT_PRIORITIES = ("mandatory", "high", "normal", "low")
+#: Urgent visits: every priority of the API's vocabulary once (``mandatory``, ``optional``; a
+#: word outside it is a 422, tested in tests/api), then impossible ones (see :func:`_urgent`).
+URGENT_PRIORITIES = ("mandatory", "optional")
 
 
 @dataclass(frozen=True, slots=True)

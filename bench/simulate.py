@@ -66,6 +66,8 @@ FIRST_DAY = dt.date(2027, 3, 1)
 DISTRICT = "north"
 FREEZE_S = 20 * 60
 NURSE_PASSWORD = "simulated-nurse-password"
+#: The issue's latency floor: an event answer slower than this is written down as a finding.
+SLOW_EVENT_S = 3.0
 
 
 class Findings:
@@ -289,7 +291,11 @@ class DaySim:
         """Post events on the current version and check what comes back."""
         self.kinds[name]["sent"] += 1
         self.events += 1
+        t0 = time.perf_counter()
         r = self._send(api, events, step.at, self.plan["version"])
+        took = time.perf_counter() - t0
+        if took > SLOW_EVENT_S:
+            self.findings.add("slow_events", event=name, step=self.step_no, seconds=round(took, 2))
         self.kinds[name][str(r.status_code)] += 1
         self.accept(step, name, events, r)
 

@@ -323,7 +323,8 @@ def _solve_around_facts(problem: Problem, options: SolveOptions, now: int) -> tu
             Stop(StopKind.VISIT, f.start, f.start, f.end, location[f.visit_id], f.visit_id)
             for f in fixed
         ]
-        routes.append(Route(sid, shift.staff_id, shift.profile, (first, *stops)))
+        stops = _with_past_breaks(problem, shift, [first, *stops], now)
+        routes.append(Route(sid, shift.staff_id, shift.profile, tuple(stops)))
     once = {f.visit_id: f for f in sorted(problem.fixed, key=lambda f: f.start, reverse=True)}
     facts = [ActualTimesReported(f.visit_id, f.start, f.end) for f in once.values()]
     result = replan(
@@ -336,6 +337,43 @@ def _solve_around_facts(problem: Problem, options: SolveOptions, now: int) -> tu
         strategy="resolve",
     )
     return result.problem, result.plan
+
+
+def _with_past_breaks(problem: Problem, shift: Shift, stops: list[Stop], now: int) -> list[Stop]:
+    """``stops`` with each break that can no longer be taken after them set in a gap between them.
+
+    A day planned afresh at 14:35 keeps the morning's visits as facts; a lunch break whose
+    window has passed belongs between them (where the carer had time for it), or the route
+    would show a worked day without its break (simulator finding). A break that fits in no gap
+    stays out, and the day no longer owes it.
+    """
+    resume = max(now, stops[-1].end)
+    durations = problem.matrices[shift.profile].durations
+    out = list(stops)
+    for br in shift.breaks:
+        if any(min(w.end, shift.end) - max(w.start, resume) >= br.duration for w in br.windows):
+            continue  # still to take: the solver places it
+        for i in range(1, len(out) + 1):
+            prev = out[i - 1]
+            nxt = out[i] if i < len(out) else None
+            travel = 0
+            if nxt is not None and prev.location is not None and nxt.location is not None:
+                travel = int(durations[prev.location, nxt.location])
+            latest = resume if nxt is None else nxt.start - travel
+            start = next(
+                (
+                    max(prev.end, w.start)
+                    for w in br.windows
+                    if max(prev.end, w.start) + br.duration <= min(w.end, latest)
+                ),
+                None,
+            )
+            if start is not None and prev.kind is not StopKind.BREAK:
+                end = start + br.duration
+                brk = Stop(StopKind.BREAK, start, start, end, prev.location, break_id=br.id)
+                out.insert(i, brk)
+                break
+    return out
 
 
 def _name_unreachable(problem: Problem, plan: Plan, unreachable: Mapping[str, str]) -> Plan:

@@ -240,11 +240,11 @@ class SolverPool:
         n = _stop_executor(old)
         log.warning("solver pool: %d worker process(es) terminated", n)
 
-    def close(self) -> None:
+    def close(self, *, quiet: bool = False) -> None:
         """Kill the workers at once, without starting new ones (the process is stopping)."""
         with self._lock:
             n = _stop_executor(self._executor)
-        if n:
+        if n and not quiet:
             log.info("solver pool closed: %d worker process(es) stopped", n)
 
 
@@ -286,10 +286,11 @@ def get_pool(
         return pool
 
 
-def close_pools() -> None:
+def close_pools(*, quiet: bool = False) -> None:
     """Stop every solver process of this process now; no new one starts afterwards.
 
-    Called on SIGTERM/SIGINT and at exit. Work running in the pools fails with
+    Called on SIGTERM/SIGINT and at exit (``quiet``: the log's stream may be closed by then).
+    Work running in the pools fails with
     ``BrokenProcessPool`` (the job runner queues those jobs again); later submissions raise
     :class:`PoolClosed`. Safe to call from any thread, and more than once.
     """
@@ -297,7 +298,7 @@ def close_pools() -> None:
     with _lock:
         pools = list(_pools.values())
     for pool in pools:
-        pool.close()
+        pool.close(quiet=quiet)
     # The forkserver (holding the preloaded core in memory) goes now, not when this process
     # exits: closing its alive pipe ends it, as no worker holds a copy (see _die_with).
     stop = getattr(getattr(multiprocessing.forkserver, "_forkserver", None), "_stop", None)
@@ -306,4 +307,4 @@ def close_pools() -> None:
             stop()
 
 
-atexit.register(close_pools)
+atexit.register(close_pools, quiet=True)

@@ -502,11 +502,14 @@ def _open_shift(
     for br in shift.breaks:
         if br.id in taken:
             continue
+        # A window piece too short for the break is no window: kept, it made VROOM refuse the
+        # whole day ("fits in none of its windows") and a fresh plan at 14:35 fell back to an
+        # empty day (simulator finding).
         windows = [
             TimeWindow(max(w.start, a), min(w.end, b))
             for w in br.windows
             for a, b in open_iv
-            if max(w.start, a) <= min(w.end, b)
+            if min(w.end, b) - max(w.start, a) >= br.duration
         ]
         if windows:
             breaks.append(replace(br, windows=tuple(windows)))
@@ -552,10 +555,14 @@ def _full_shift(
         start = shift.start if has_prefix or not availability else availability[0][0]
         # Nothing frozen: the route starts where the carer resumes (a reported position).
         start_location = shift.start_location if has_prefix else open_shift.start_location
+        end = open_shift.end
+        if has_prefix and frozen is not None:
+            # Reported times may run the carer past the shift end on the way home: a fact.
+            end = max(end, closing_stop(problem, shift, frozen).arrival)
         return replace(
             shift,
             start=start,
-            end=open_shift.end,
+            end=end,
             breaks=prefix_breaks + open_shift.breaks,
             start_location=start_location,
         )

@@ -186,6 +186,21 @@ class TestSickCall:
             assert [s.visit_id for s in anna if s.start < away[0]] == ["a1", "a2"]
             assert not [s for s in anna if away[0] <= s.start < away[1]], anna
 
+    def test_a_reported_overrun_past_the_shift_end_is_a_fact_not_a_violation(
+        self, district: District
+    ) -> None:
+        """a4 reported 14:00-14:50, 20 minutes from the office: anna is home at 15:10, after her
+        15:00 shift end. The re-plan fell back to "the routes as they stand" before (simulator
+        finding: a ``shift_bounds`` violation of the frozen stops themselves)."""
+        problem, plan = district
+        result = replan(
+            problem, plan, [ActualTimesReported("a4", 14 * H, 14 * H + 3000)], now=14 * H + 3300
+        )
+        assert result.inconsistency is None
+        anna = next(r for r in result.plan.routes if r.staff_id == "anna")
+        assert anna.stops[-1].kind is StopKind.END
+        assert anna.stops[-1].arrival == 15 * H + 600
+
     def test_short_absence_becomes_a_fixed_break(self, district: District) -> None:
         problem, plan = district
         inp = prepare_replan(
