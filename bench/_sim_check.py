@@ -21,8 +21,8 @@ Hard rules checked on every stored version (a failure makes the version *invalid
 - ``travel_inconsistent``: two versions give different ``travel_s`` for the same place pair and
   travel mode;
 - ``shift_bounds``: a stop lies outside the carer's shift (widened by ``carer_available``);
-- ``break_window``, ``break_missing``: a break not taken in full inside its window, or a worked
-  route without its break;
+- ``break_window``, ``break_missing``: a break not taken in full inside its window, or a route
+  whose work runs into a break window without its break;
 - ``dependency``: a second visit's start is not within the gap its first visit requires;
 - ``unassigned_without_reason``: an unassigned visit with an empty reason.
 
@@ -357,6 +357,7 @@ def _check_route(
         hull = (hull[0], max(hull[1], max(fact_ends) + home))
     breaks_taken = 0
     works = False
+    last_work = 0
     for stop in route["stops"]:
         start, end, arrival = secs(stop["start"]), secs(stop["end"]), secs(stop["arrival"])
         vid = stop.get("visit")
@@ -394,6 +395,7 @@ def _check_route(
         if stop["kind"] != "visit" or vid is None:
             continue
         works = True
+        last_work = max(last_work, end)
         v = truth.visits.get(vid)
         if v is None:
             out.append(Violation("unknown_visit", vid, staff))
@@ -426,7 +428,18 @@ def _check_route(
         if abs(end - start - v.duration) >= TOL:
             out.append(Violation("duration", vid, staff, note=f"{(end - start) // 60} min"))
     plain = shift is not None and not truth.availability.get(staff)
-    if works and plain and shift is not None and shift.breaks and breaks_taken == 0:
+    # A carer whose work ends before any break window opens goes home without one.
+    opens = (
+        min((ws for windows, _d in shift.breaks for ws, _we in windows), default=0) if shift else 0
+    )
+    if (
+        works
+        and plain
+        and shift is not None
+        and shift.breaks
+        and breaks_taken == 0
+        and last_work > opens
+    ):
         out.append(Violation("break_missing", None, staff))
     return out
 

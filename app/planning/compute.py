@@ -370,7 +370,15 @@ def _with_past_breaks(problem: Problem, shift: Shift, stops: list[Stop], now: in
             )
             if start is not None and prev.kind is not StopKind.BREAK:
                 end = start + br.duration
-                brk = Stop(StopKind.BREAK, start, start, end, prev.location, break_id=br.id)
+                brk = Stop(
+                    StopKind.BREAK,
+                    prev.end,
+                    start,
+                    end,
+                    prev.location,
+                    break_id=br.id,
+                    waiting=start - prev.end,
+                )
                 out.insert(i, brk)
                 break
     return out

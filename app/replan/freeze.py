@@ -138,9 +138,12 @@ def freeze_plan(
     retimed = _synchronised(problem, plan, actuals, removed_set)
     visits = {v.id: v for v in problem.visits}
     shift_end = {s.id: s.end for s in problem.shifts}
+    # Stops an earlier version fixed (reported or begun) happened: a later absence, even one
+    # stored from before, does not release them (simulator finding: a reported visit moved).
+    happened = set(actuals) | {f.visit_id for f in problem.fixed}
     limit = {
         sid: min(
-            _first_unworkable(stops, actuals, (absent or {}).get(sid, ())),
+            _first_unworkable(stops, happened, (absent or {}).get(sid, ())),
             _first_pushed_out(stops, actuals, visits, shift_end.get(sid), now),
         )
         for sid, stops in retimed.items()
@@ -239,15 +242,16 @@ def _first_pushed_out(
 
 def _first_unworkable(
     stops: tuple[Stop, ...],
-    actuals: Mapping[str, Actual],
+    happened: Collection[str],
     absent: Sequence[tuple[int, int]],
 ) -> int:
     """Index of the first visit starting in an absence of its carer (len(stops): none).
 
-    A visit already started when the absence begins stays (the carer is there).
+    A visit already started when the absence begins stays (the carer is there), and so does one
+    that ``happened`` (reported, or fixed by an earlier version).
     """
     for i, s in enumerate(stops):
-        if s.kind is not StopKind.VISIT or (s.visit_id is not None and s.visit_id in actuals):
+        if s.kind is not StopKind.VISIT or (s.visit_id is not None and s.visit_id in happened):
             continue
         if any(a <= s.start < b for a, b in absent):
             return i

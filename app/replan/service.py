@@ -33,7 +33,7 @@ from app.replan.events import (
     VisitDelayed,
 )
 from app.replan.freeze import DEFAULT_FREEZE_S, FrozenRoute
-from app.replan.repair import insertion_repair, kept_routes, mandatory_placed
+from app.replan.repair import RepairOutcome, insertion_repair, kept_routes, mandatory_placed
 from app.replan.retime import keep_times
 from app.scheduling.model import (
     Break,
@@ -352,7 +352,7 @@ def _insert_or_resolve(
         inserted = None
     if inserted is not None and scheduling.validate(*inserted, check_priority=False):
         inserted = None
-    if inserted is not None and not outcome.unplaced:
+    if inserted is not None and not _solver_could_help(outcome):
         return inserted
     # The fallback shares the re-plan's time budget with the insertion (at least half of it).
     spent = time.perf_counter() - t0
@@ -369,6 +369,31 @@ def _insert_or_resolve(
         return (-mandatory_placed(full, new), moved, float(new.kpis.get("travel_s", 0)))
 
     return min((inserted, resolved), key=rank)
+
+
+#: Reasons found by a check of the visit against the open day alone (qualified carers, their
+#: hours, the roads): no re-solve can place such a visit, so it does not run for one.
+_BEYOND_ANY_SOLVER = frozenset(
+    {
+        UnassignedReason.NOT_GEOCODED,
+        UnassignedReason.NO_QUALIFIED_STAFF,
+        UnassignedReason.PINNED_STAFF_UNAVAILABLE,
+        UnassignedReason.NOT_IN_ALLOWED_TEAM,
+        UnassignedReason.UNREACHABLE,
+        UnassignedReason.WINDOW_UNREACHABLE,
+        UnassignedReason.OUTSIDE_SHIFTS,
+    }
+)
+
+
+def _solver_could_help(outcome: RepairOutcome) -> bool:
+    """Whether a visit the insertion left out might find a place in a re-solve.
+
+    An urgent visit nobody is qualified for, or whose window lies after every shift, made every
+    such event pay the whole re-solve budget for nothing (3+ s in the day simulator).
+    """
+    reason = {u.visit_id: u.reason for u in outcome.open_plan.unassigned}
+    return any(reason.get(vid) not in _BEYOND_ANY_SOLVER for vid in outcome.unplaced)
 
 
 def assemble(
@@ -472,14 +497,8 @@ def _splice(
         has_prefix = fr is not None and bool(fr.frozen_visit_ids or fr.break_ids)
         tail = tails.get(shift.id)
         if tail is None:
-            # Nothing left to do after the prefix: an open break is owed only when the work
-            # runs into its window (then it follows the prefix), not when the carer is done
-            # before it opens (simulator finding 16: a long overrun lost the lunch break).
-            taken = fr.break_ids if fr is not None else frozenset()
-            owed = {b.id for b, _ in _owed_breaks(inp, shift, fr)} if has_prefix else set()
-            shift = replace(
-                shift, breaks=tuple(b for b in shift.breaks if b.id in taken or b.id in owed)
-            )
+            if has_prefix and fr is not None:
+                shift = _owed_only(inp, shift, fr)
         elif keep_old_times:
             old_route = old_routes.get(shift.id)
             starts = dict(old_visit_starts)
@@ -508,6 +527,20 @@ def _splice(
         if stops:
             routes.append(Route(shift.id, shift.staff_id, shift.profile, stops))
     return replace(inp.problem, shifts=tuple(shifts)), tuple(routes), tuple(timed)
+
+
+def _owed_only(inp: ReplanInput, shift: Shift, frozen: FrozenRoute) -> Shift:
+    """``shift`` keeping the breaks taken in ``frozen`` and those its end still owes.
+
+    Nothing is left to do after the prefix: an open break is owed only when the work runs into
+    its window (then it follows the prefix), not when the carer is done before it opens
+    (simulator finding 16: a long overrun lost the lunch break). A carer with no route at all
+    keeps her breaks (not handled here): a later version may give her work, and they were lost
+    for good before, so that her next route had no lunch.
+    """
+    owed = {b.id for b, _ in _owed_breaks(inp, shift, frozen)}
+    keep = frozen.break_ids | owed
+    return replace(shift, breaks=tuple(b for b in shift.breaks if b.id in keep))
 
 
 def _coupled(problem: Problem) -> frozenset[str]:

@@ -186,6 +186,24 @@ class TestSickCall:
             assert [s.visit_id for s in anna if s.start < away[0]] == ["a1", "a2"]
             assert not [s for s in anna if away[0] <= s.start < away[1]], anna
 
+    def test_a_visit_reported_inside_a_stored_absence_stays_at_its_times(
+        self, district: District
+    ) -> None:
+        """The nurse reports a2 at 09:12-09:40, inside her absence from 09:10: it happened.
+
+        A later, unrelated event released it from the stored absence and moved it (simulator
+        finding: ``frozen_changed`` and ``actual_times_ignored``).
+        """
+        problem, plan = district
+        first = replan(problem, plan, [CarerAbsent("anna", 9 * H + 600, 13 * H)], now=9 * H + 300)
+        done = ActualTimesReported("a2", 9 * H + 720, 9 * H + 2400)
+        second = replan(first.problem, first.plan, [done], now=9 * H + 2400)
+        third = replan(second.problem, second.plan, [VisitCancelled("b4")], now=10 * H)
+        for result in (second, third):
+            anna = next(r for r in result.plan.routes if r.staff_id == "anna")
+            a2 = next(s for s in anna.stops if s.visit_id == "a2")
+            assert (a2.start, a2.end) == (9 * H + 720, 9 * H + 2400)
+
     def test_a_reported_overrun_past_the_shift_end_is_a_fact_not_a_violation(
         self, district: District
     ) -> None:

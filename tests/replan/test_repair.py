@@ -16,7 +16,7 @@ from app.replan.events import (
 )
 from app.replan.service import replan
 from app.scheduling import validate
-from app.scheduling.model import Plan, Problem, Route, SolveOptions, TimeWindow
+from app.scheduling.model import Break, Plan, Problem, Route, SolveOptions, StopKind, TimeWindow
 
 from .conftest import FAST, H, visit
 
@@ -65,6 +65,21 @@ class TestInsertion:
         for staff in ("bert", "cora"):
             assert _route(result.plan, staff) == _route(plan, staff)
         assert validate(result.problem, result.plan) == []
+
+    @pytest.mark.parametrize("impossible", ["nobody_qualified", "after_every_shift"])
+    def test_an_urgent_visit_no_solver_could_place_costs_no_re_solve(
+        self, district: District, impossible: str
+    ) -> None:
+        """Every such event paid the whole re-solve budget for nothing (3+ s in the simulator)."""
+        problem, plan = district
+        urgent = visit("u1", 10, competences=("palliative",))
+        if impossible == "after_every_shift":
+            urgent = replace(visit("u1", 10), windows=(TimeWindow(23 * H, 23 * H + 3000),))
+        result = replan(problem, plan, [UrgentVisitAdded(urgent)], now=10 * H, options=FAST)
+        (u,) = [u for u in result.plan.unassigned if u.visit_id == "u1"]
+        assert u.reason.value in ("no_qualified_staff", "outside_shifts")
+        assert result.inconsistency is None  # the re-solve (which fails here) did not run
+        assert result.diff.mutations == 0
 
     def test_urgent_visit_goes_to_the_one_qualified_carer(self, district: District) -> None:
         problem, plan = district
@@ -146,3 +161,25 @@ class TestFallback:
         )
         assert len(solve_calls) == 1
         assert validate(result.problem, result.plan) == []
+
+
+def test_a_carer_left_without_visits_keeps_her_lunch_for_later_work(district: District) -> None:
+    """Every visit of cora cancelled, then an urgent visit only she may do: it comes with lunch.
+
+    A carer with no route lost her breaks from the day for good, so the next route she got had
+    no lunch (simulator finding: ``break_missing`` on late shifts).
+    """
+    problem, plan = district
+    lunch = Break("lunch", (TimeWindow(11 * H, 13 * H),), 1800)
+    shifts = tuple(replace(s, breaks=(lunch,)) if s.id == "s-cora" else s for s in problem.shifts)
+    problem = replace(problem, shifts=shifts)
+    cancels = [VisitCancelled(v) for v in ("c1", "c2", "c3", "c4")]
+    first = replan(problem, plan, cancels, now=7 * H, options=FAST)
+    cora = next(s for s in first.problem.shifts if s.id == "s-cora")
+    assert cora.breaks == (lunch,)
+    urgent = replace(visit("u1", 10, competences=("nurse",)), windows=(TimeWindow(11 * H, 15 * H),))
+    second = replan(first.problem, first.plan, [UrgentVisitAdded(urgent)], now=9 * H, options=FAST)
+    route = _route(second.plan, "cora")
+    assert "u1" in route.visit_ids
+    assert [s.break_id for s in route.stops if s.kind is StopKind.BREAK] == ["lunch"]
+    assert validate(second.problem, second.plan) == []
