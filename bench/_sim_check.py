@@ -229,6 +229,17 @@ class DayTruth:
             return None
         return min(s for s, _ in spans), max(e for _, e in spans)
 
+    def absent_throughout(self, staff: str, start: int, end: int) -> bool:
+        """Whether the carer is absent (by the events) for all of ``[start, end)``."""
+        if end <= start:
+            return False
+        allowed = self.allowed(staff)
+        absent = [(a.start, a.end) for a in self.availability.get(staff, []) if a.kind == "absent"]
+        for t in range(start, end, 60):
+            if any(a <= t < b for a, b in allowed) or not any(a <= t < b for a, b in absent):
+                return False
+        return True
+
     def absence_at(self, staff: str, t: int) -> Availability | None:
         """The absence that makes ``t`` a forbidden time for the carer, if any."""
         if any(a <= t < b for a, b in self.allowed(staff)):
@@ -382,6 +393,8 @@ def _check_route(
                     out.append(Violation("travel", vid, staff, note=f"at {stop['start']}"))
         prev = stop
         if stop["kind"] == "break":
+            if truth.absent_throughout(staff, start, end):
+                continue  # the carer's reported absence, shown as a fixed break: no lunch
             breaks_taken += 1
             if shift is not None and shift.breaks:
                 ok = any(

@@ -25,6 +25,7 @@ from app.domain import UNREACHABLE, LatLon, TravelMatrix
 from app.planning import codec
 from app.planning.inputs import PlanInput, PlanOptions
 from app.replan.events import ActualTimesReported
+from app.replan.freeze import ABSENCE_BREAK
 from app.replan.service import replan
 from app.routing import NoRoute, OffRoadLocation, Region, UnreachableLocation
 from app.scheduling import compute_kpis, explain_unassigned, solve, validate
@@ -227,7 +228,12 @@ def build_problem(inp: PlanInput, region: Region) -> BuiltProblem:
             end_location=end_of[sh.staff],
             breaks=tuple(
                 Break(
-                    f"break-{k + 1}", tuple(TimeWindow(a, b) for a, b in br.windows), br.duration_s
+                    # A reported absence is named as the re-plan names it (app.replan.apply).
+                    f"{ABSENCE_BREAK}{sh.external_id}-{br.windows[0][0]}"
+                    if br.absence
+                    else f"break-{k + 1}",
+                    tuple(TimeWindow(a, b) for a, b in br.windows),
+                    br.duration_s,
                 )
                 for k, br in enumerate(sh.breaks)
             ),

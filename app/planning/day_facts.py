@@ -308,7 +308,10 @@ def cut_shift(shift: ShiftIn, intervals: Sequence[Interval]) -> ShiftIn | None:
         )
         if windows:
             breaks.append(BreakIn(windows, br.duration_s))
-    breaks += [BreakIn(((end, start),), start - end) for (_, end), (start, _) in pairwise(live)]
+    breaks += [
+        BreakIn(((end, start),), start - end, absence=True)
+        for (_, end), (start, _) in pairwise(live)
+    ]
     # VROOM refuses a vehicle whose breaks are not in time order ("Inconsistent breaks").
     breaks.sort(key=lambda b: (b.windows[0][0], b.windows[-1][1]))
     return replace(shift, start_s=live[0][0], end_s=live[-1][1], breaks=tuple(breaks))

@@ -37,10 +37,11 @@ class StaffIn:
 
 @dataclass(frozen=True, slots=True)
 class BreakIn:
-    """A break to take inside one of ``windows``."""
+    """A break to take inside one of ``windows`` (``absence``: a reported absence's gap)."""
 
     windows: tuple[tuple[int, int], ...]
     duration_s: int
+    absence: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,15 @@ from app.replan.events import (
     VisitCancelled,
     VisitDelayed,
 )
-from app.replan.freeze import DEFAULT_FREEZE_S, Actual, Freeze, FrozenRoute, Position, freeze_plan
+from app.replan.freeze import (
+    ABSENCE_BREAK,
+    DEFAULT_FREEZE_S,
+    Actual,
+    Freeze,
+    FrozenRoute,
+    Position,
+    freeze_plan,
+)
 from app.replan.intervals import Interval, subtract, union
 from app.scheduling.model import (
     Break,
@@ -516,7 +524,7 @@ def _open_shift(
     for (_, gap_start), (gap_end, _) in pairwise(open_iv):
         breaks.append(
             Break(
-                id=f"absence-{shift.id}-{gap_start}",
+                id=f"{ABSENCE_BREAK}{shift.id}-{gap_start}",
                 windows=(TimeWindow(gap_start, gap_end),),
                 duration=gap_end - gap_start,
             )

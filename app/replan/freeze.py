@@ -138,9 +138,10 @@ def freeze_plan(
     retimed = _synchronised(problem, plan, actuals, removed_set)
     visits = {v.id: v for v in problem.visits}
     shift_end = {s.id: s.end for s in problem.shifts}
-    # Stops an earlier version fixed (reported or begun) happened: a later absence, even one
-    # stored from before, does not release them (simulator finding: a reported visit moved).
-    happened = set(actuals) | {f.visit_id for f in problem.fixed}
+    # Stops an earlier version fixed (reported, or frozen) that began before now happened: a
+    # later absence, even one stored from before, does not release them (simulator finding: a
+    # reported visit moved). A fixed stop still to come is released like any other.
+    happened = set(actuals) | {f.visit_id for f in problem.fixed if f.start < now}
     limit = {
         sid: min(
             _first_unworkable(stops, happened, (absent or {}).get(sid, ())),
@@ -299,6 +300,15 @@ def _last_frozen_index(stops: tuple[Stop, ...], actuals: Mapping[str, Actual], h
     return last
 
 
+#: Id prefix of the fixed break that stands for a reported absence in a route.
+ABSENCE_BREAK = "absence-"
+
+
+def is_absence(stop: Stop) -> bool:
+    """Whether ``stop`` is a reported absence shown as a fixed break."""
+    return stop.kind is StopKind.BREAK and (stop.break_id or "").startswith(ABSENCE_BREAK)
+
+
 def _retime(
     problem: Problem,
     route: Route,
@@ -346,6 +356,10 @@ def _retime(
             else:
                 start = max(stop.start, arrival, floor if floor is not None else 0)
                 end = start + length
+                if is_absence(stop) and start < stop.end:
+                    # A reported absence ends when it was reported to: an overrun into it
+                    # shortens it instead of pushing it (and the carer's return) later.
+                    end = stop.end
             new = replace(
                 stop,
                 arrival=arrival,

@@ -179,5 +179,7 @@ def solved_district() -> tuple[Problem, Plan]:
         )
     )
     problem = Problem(visits=tuple(visits), shifts=shifts, matrices={"drive": line_matrix()})
-    plan = solve(problem, FAST)
+    # VROOM alone on one thread is deterministic; the timed local search is not, and on a busy
+    # machine it once left bert without the late visits the tests rely on.
+    plan = solve(problem, replace(FAST, improve_s=0))
     return problem, plan

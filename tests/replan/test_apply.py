@@ -20,12 +20,13 @@ from app.replan.events import (
     VisitCancelled,
     VisitDelayed,
 )
-from app.replan.freeze import freeze_plan
+from app.replan.freeze import ABSENCE_BREAK, Actual, freeze_plan
 from app.replan.service import replan
 from app.scheduling.model import (
     FixedStop,
     Plan,
     Problem,
+    Stop,
     StopKind,
     TimeWindow,
     UnassignedReason,
@@ -203,6 +204,31 @@ class TestSickCall:
             anna = next(r for r in result.plan.routes if r.staff_id == "anna")
             a2 = next(s for s in anna.stops if s.visit_id == "a2")
             assert (a2.start, a2.end) == (9 * H + 720, 9 * H + 2400)
+
+    def test_an_overrun_into_an_absence_shortens_it_and_keeps_the_return(
+        self, district: District
+    ) -> None:
+        """Away 11:00-12:00 (a fixed break); a3 reported until 11:10: away 11:10-12:00.
+
+        The overrun pushed the whole hour to 11:10-12:10, outside its window (simulator
+        finding: ``break_window``)."""
+        problem, plan = district
+        away = Stop(
+            StopKind.BREAK, 11 * H, 11 * H, 12 * H, 3, break_id=f"{ABSENCE_BREAK}s-anna-39600"
+        )
+        anna = next(r for r in plan.routes if r.staff_id == "anna")
+        a3 = next(i for i, s in enumerate(anna.stops) if s.visit_id == "a3")
+        stops = (*anna.stops[:a3], replace(anna.stops[a3], start=10 * H, end=11 * H), away)
+        stops += anna.stops[a3 + 1 :]
+        routes = tuple(replace(r, stops=stops) if r is anna else r for r in plan.routes)
+        fr = freeze_plan(
+            problem,
+            replace(plan, routes=routes),
+            now=11 * H + 600,
+            actuals={"a3": Actual(10 * H + 300, 11 * H + 600)},
+        ).routes["s-anna"]
+        kept = [(s.start, s.end) for s in fr.prefix if s.break_id == away.break_id]
+        assert kept == [(11 * H + 600, 12 * H)]
 
     def test_a_reported_overrun_past_the_shift_end_is_a_fact_not_a_violation(
         self, district: District

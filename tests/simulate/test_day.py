@@ -22,10 +22,6 @@ REGION = Settings(dev_mode=True).region_file
 
 
 @pytest.mark.skipif(not REGION.is_file(), reason="shared Liechtenstein extract not found")
-@pytest.mark.xfail(
-    strict=False,
-    reason="the re-plan floor is not met yet on every generated day (issue 9 stays open)",
-)
 def test_a_simulated_day_keeps_the_floor(tmp_path: Path) -> None:
     findings = tmp_path / "findings.jsonl"
     out = io.StringIO()

@@ -45,10 +45,6 @@ def demo(tmp_path: Path) -> tuple[Settings, str, dict[str, Any]]:
     return settings, result.api_key, batch
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the simulator's checker still finds violations on some demo days (issue 9 stays open)",
-)
 def test_the_demo_day_replans_at_real_times(demo: tuple[Settings, str, dict[str, Any]]) -> None:
     settings, key, batch = demo
     truth = DayTruth.from_batch(batch, DAY.isoformat())
