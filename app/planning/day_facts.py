@@ -41,7 +41,7 @@ from app.replan.events import (
     VisitCancelled,
     VisitDelayed,
 )
-from app.replan.intervals import Interval, subtract, union
+from app.replan.intervals import Interval, subtract, subtract_all, union
 from app.store.models import (
     Client,
     DayFact,
@@ -325,9 +325,7 @@ def cut_windows(
     windows: Iterable[Interval], blocks: Iterable[Interval], duration_s: int
 ) -> tuple[Interval, ...]:
     """``windows`` minus the blocked ranges, keeping the pieces a visit of ``duration_s`` fits."""
-    pieces = list(windows)
-    for a, b in blocks:
-        pieces = subtract(pieces, a, b)
+    pieces = subtract_all(windows, blocks)
     return tuple((s, e) for s, e in pieces if e - s >= duration_s)
 
 

@@ -36,7 +36,7 @@ from app.replan.freeze import (
     Position,
     freeze_plan,
 )
-from app.replan.intervals import Interval, subtract, union
+from app.replan.intervals import Interval, subtract, subtract_all, union
 from app.scheduling.model import (
     Break,
     Plan,
@@ -314,7 +314,7 @@ def _collect(problem: Problem, plan: Plan, events: Sequence[Event]) -> _State:
         actuals={},
         positions={},
         availability={
-            s.id: _without(
+            s.id: subtract_all(
                 [(s.start, s.end)] if s.end > s.start else [], problem.absences.get(s.id, ())
             )
             for s in problem.shifts
@@ -387,18 +387,10 @@ def _absent(state: _State) -> dict[str, list[Interval]]:
     """Per shift, the reported absences not given back by a later ``carer_available``."""
     out: dict[str, list[Interval]] = {}
     for sid, absences in state.absences.items():
-        left = list(absences)
-        for a, b in state.availability.get(sid, []):
-            left = subtract(left, a, b)
+        left = subtract_all(absences, state.availability.get(sid, []))
         if left:
             out[sid] = left
     return out
-
-
-def _without(intervals: list[Interval], absences: Iterable[Interval]) -> list[Interval]:
-    for a, b in absences:
-        intervals = subtract(intervals, a, b)
-    return intervals
 
 
 def _known_visit(state: _State, visit_id: str) -> None:
@@ -448,9 +440,7 @@ def _cut_windows(
     windows: Iterable[TimeWindow], blocks: Iterable[Interval], duration: int
 ) -> tuple[TimeWindow, ...]:
     """Windows minus the blocked ranges, keeping only pieces a visit of ``duration`` fits in."""
-    pieces = [(w.start, w.end) for w in windows]
-    for a, b in blocks:
-        pieces = subtract(pieces, a, b)
+    pieces = subtract_all(((w.start, w.end) for w in windows), blocks)
     return tuple(TimeWindow(s, e) for s, e in pieces if e - s >= duration)
 
 

@@ -26,6 +26,14 @@ def subtract(intervals: Iterable[Interval], a: int, b: int) -> list[Interval]:
     return out
 
 
+def subtract_all(intervals: Iterable[Interval], cuts: Iterable[Interval]) -> list[Interval]:
+    """``intervals`` minus every ``[a, b)`` of ``cuts``, in their order."""
+    out = list(intervals)
+    for a, b in cuts:
+        out = subtract(out, a, b)
+    return out
+
+
 def union(intervals: Iterable[Interval], a: int, b: int) -> list[Interval]:
     """``intervals`` plus ``[a, b)``, merged and sorted."""
     merged: list[Interval] = []
