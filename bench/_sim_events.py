@@ -62,8 +62,11 @@ def timeline(rng: random.Random, truth: DayTruth, *, visits: int, staff: int) ->
     for _ in range(2):
         steps.append(Step(at(8 * H, 18 * H), "client_unavailable"))
     steps.append(Step(at(9 * H, 17 * H), "race"))
-    steps.append(Step(at(11 * H, 15 * H), "fresh_plan"))
+    fresh_at = at(11 * H, 15 * H)
     steps.append(Step(at(12 * H, 15 * H), "restart", rng.choice(["SIGTERM", "SIGKILL"])))
+    # A planner re-plans mid-day either from the clock (``now``) or the whole day around its
+    # facts (no ``now``); drawn last so the earlier draws of a seed stay as they were.
+    steps.append(Step(fresh_at, "fresh_plan", rng.choice(["now", "whole_day"])))
     steps.append(Step(last, "end_of_day"))
     return sorted(steps, key=lambda s: s.at)
 

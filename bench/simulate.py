@@ -250,12 +250,13 @@ class DaySim:
         if step.kind == "restart":
             self.restart(signal.SIGKILL if step.variant == "SIGKILL" else signal.SIGTERM)
         elif step.kind == "fresh_plan":
-            self.kinds["fresh_plan"]["sent"] += 1
-            new = self.fresh_plan("fresh_plan")
+            name = f"fresh_plan:{step.variant}"
+            self.kinds[name]["sent"] += 1
+            new = self.fresh_plan(name, now=step.at if step.variant == "now" else None)
             if new is not None:
                 facts = check_facts(new, self.truth)
-                self.check_version(new, "fresh_plan", None, extra=facts)
-                self.sweep(self.plan, new, "fresh_plan", exact=False)
+                self.check_version(new, name, None, extra=facts)
+                self.sweep(self.plan, new, name, exact=False)
                 self.plan = new
         elif step.kind == "race":
             self.race(step)
@@ -642,9 +643,15 @@ class DaySim:
         if len(winners) == 1 and loser["visit"] not in self.truth.cancelled:
             self.post(step, "race_resend", [loser], self.planners[1 - w])
 
-    def fresh_plan(self, name: str) -> dict[str, Any] | None:
-        """``POST /v1/plans?wait=`` for the day (polls the job if it outlasts the wait)."""
+    def fresh_plan(self, name: str, now: int | None = None) -> dict[str, Any] | None:
+        """``POST /v1/plans?wait=`` for the day (polls the job if it outlasts the wait).
+
+        ``now``: the planner's clock (the plan keeps what started before it), else the whole
+        day is planned around its facts.
+        """
         body: dict[str, Any] = {"district": DISTRICT, "date": self.day}
+        if now is not None:
+            body["now"] = hhmm(now)
         if self.args.plan_time_limit:
             body["options"] = {"time_limit_s": self.args.plan_time_limit}
         r = self.planners[0].call("POST", "/v1/plans", json=body, params={"wait": "60"})

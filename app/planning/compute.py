@@ -329,7 +329,7 @@ def _solve_around_facts(problem: Problem, options: SolveOptions, now: int) -> tu
             Stop(StopKind.VISIT, f.start, f.start, f.end, location[f.visit_id], f.visit_id)
             for f in fixed
         ]
-        stops = _with_past_breaks(problem, shift, [first, *stops], now)
+        stops = _with_past_breaks(shift, [first, *stops], now)
         routes.append(Route(sid, shift.staff_id, shift.profile, tuple(stops)))
     once = {f.visit_id: f for f in sorted(problem.fixed, key=lambda f: f.start, reverse=True)}
     facts = [ActualTimesReported(f.visit_id, f.start, f.end) for f in once.values()]
@@ -345,7 +345,7 @@ def _solve_around_facts(problem: Problem, options: SolveOptions, now: int) -> tu
     return result.problem, result.plan
 
 
-def _with_past_breaks(problem: Problem, shift: Shift, stops: list[Stop], now: int) -> list[Stop]:
+def _with_past_breaks(shift: Shift, stops: list[Stop], now: int) -> list[Stop]:
     """``stops`` with each break that can no longer be taken after them set in a gap between them.
 
     A day planned afresh at 14:35 keeps the morning's visits as facts; a lunch break whose
@@ -354,7 +354,6 @@ def _with_past_breaks(problem: Problem, shift: Shift, stops: list[Stop], now: in
     stays out, and the day no longer owes it.
     """
     resume = max(now, stops[-1].end)
-    durations = problem.matrices[shift.profile].durations
     out = list(stops)
     for br in shift.breaks:
         if any(min(w.end, shift.end) - max(w.start, resume) >= br.duration for w in br.windows):
@@ -362,10 +361,10 @@ def _with_past_breaks(problem: Problem, shift: Shift, stops: list[Stop], now: in
         for i in range(1, len(out) + 1):
             prev = out[i - 1]
             nxt = out[i] if i < len(out) else None
-            travel = 0
-            if nxt is not None and prev.location is not None and nxt.location is not None:
-                travel = int(durations[prev.location, nxt.location])
-            latest = resume if nxt is None else nxt.start - travel
+            # The next stop is a reported fact: the carer was there at its start, whatever the
+            # matrix says of the trip (phones' times are often closer together than the
+            # matrix allows), so the break need only end by then.
+            latest = resume if nxt is None else nxt.start
             start = next(
                 (
                     max(prev.end, w.start)

@@ -267,3 +267,48 @@ def test_a_fresh_plan_after_lunch_keeps_the_lunch_between_the_mornings_facts(
     assert brk["end"] <= min(lunch_end, 14 * H)
     planned = {s["visit"] for r in result.routes for s in r["stops"] if s["kind"] == "visit"}
     assert planned == {f"v{i}" for i in range(1, 7)}
+
+
+@pytest.mark.parametrize("now", [0, 14 * H + 30 * M])
+def test_a_passed_lunch_fits_between_facts_closer_than_the_matrix_allows(
+    region: Region, now: int
+) -> None:
+    """Reported 12:00 and 12:31 with a 30-minute lunch between them: the lunch is there.
+
+    The phone's times leave less than the lunch plus the matrix's trip between the two clients,
+    yet the carer made it; the lunch belongs in that gap. It was dropped and the route showed a
+    worked day without its break (simulator finding, Liechtenstein seed 9: 1,860 s between two
+    reported visits, 1,800 s of lunch, 86 s of matrix travel).
+    """
+    a = region.addresses
+    home = (a[0].location.lat, a[0].location.lon)
+    near = a[10].location
+    far = next(x for x in a if 0.01 < abs(x.location.lat - near.lat) < 0.03)  # 1-3 km
+    clients = (
+        ClientIn("c1", near.lat, near.lon),
+        ClientIn("c2", far.location.lat, far.location.lon),
+    )
+    staff = (StaffIn("s1", ("level2",), "drive", home, home),)
+    lunch = (BreakIn(((11 * H + 30 * M, 13 * H + 15 * M),), 1800),)
+    shifts = (ShiftIn("sh1", "s1", 7 * H, 15 * H, lunch),)
+    done = {"v1": FixedIn("s1", 11 * H, 12 * H), "v2": FixedIn("s1", 12 * H + 31 * M, 13 * H)}
+    visits = tuple(
+        VisitIn(
+            vid,
+            f"c{vid[1]}",
+            ((8 * H, 14 * H),),
+            f.end_s - f.start_s,
+            ("level2",),
+            "mandatory",
+            fixed=(f,),
+        )
+        for vid, f in done.items()
+    )
+    day = PlanInput(1, 1, "d", dt.date(2026, 12, 1), clients, staff, shifts, visits, now_s=now)
+    options = PlanOptions(time_limit_s=1, exploration_level=3, threads=1, continuity_penalty_s=0)
+    result = compute_plan(day, region, options)
+    stops = next(r for r in result.routes if r["staff"] == "s1")["stops"]
+    trip = stops[3]["travel_s"] if stops[2]["kind"] == "break" else stops[2]["travel_s"]
+    assert trip > 60, "the clients must be further apart than the phone's gap allows"
+    assert [s["kind"] for s in stops] == ["start", "visit", "break", "visit", "end"]
+    assert (stops[2]["start"], stops[2]["end"]) == (12 * H, 12 * H + 30 * M)
