@@ -71,7 +71,7 @@ class Settings(DatabaseSettings):
     #: Re-plans leave stops starting within this many minutes of ``now`` as they are.
     replan_freeze_minutes: Annotated[int, Field(ge=0, le=720)] = 20
     #: Solver seconds of one re-plan (it solves only the open part of the day).
-    replan_time_limit_s: Annotated[float, Field(gt=0, le=600)] = 2.0
+    replan_time_limit_s: Annotated[float, Field(gt=0, le=600)] = 1.5
     #: Webhook deliveries: request timeout, how often the loop looks for due ones, attempts.
     webhook_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
     webhook_poll_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
