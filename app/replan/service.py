@@ -537,14 +537,20 @@ def _splice(
 def _owed_only(inp: ReplanInput, shift: Shift, frozen: FrozenRoute) -> Shift:
     """``shift`` keeping the breaks taken in ``frozen`` and those its end still owes.
 
-    Nothing is left to do after the prefix: an open break is owed only when the work runs into
-    its window (then it follows the prefix), not when the carer is done before it opens
-    (simulator finding 16: a long overrun lost the lunch break). A carer with no route at all
+    Nothing is left to do after the prefix: an open break is owed now only when the work runs
+    into its window (then it follows the prefix; simulator finding 16: a long overrun lost the
+    lunch break). One whose windows open after the work ends stays in the shift but not on the
+    route, for a later version's work (the validator asks it of no route that ends before its
+    window). One whose windows the work passed entirely is gone. A carer with no route at all
     keeps her breaks (not handled here): a later version may give her work, and they were lost
     for good before, so that her next route had no lunch.
     """
     owed = {b.id for b, _ in _owed_breaks(inp, shift, frozen)}
-    keep = frozen.break_ids | owed
+    # A break whose windows open after the work ends stays in the shift, not on the route: a
+    # later version that gives her work into its window owes it (it was dropped for good and
+    # an urgent visit at 11:00 then made a route through lunch without one; simulator seed 11).
+    ahead = {b.id for b in shift.breaks if all(w.start >= frozen.end_time for w in b.windows)}
+    keep = frozen.break_ids | owed | ahead
     return replace(shift, breaks=tuple(b for b in shift.breaks if b.id in keep))
 
 

@@ -183,3 +183,32 @@ def test_a_carer_left_without_visits_keeps_her_lunch_for_later_work(district: Di
     assert "u1" in route.visit_ids
     assert [s.break_id for s in route.stops if s.kind is StopKind.BREAK] == ["lunch"]
     assert validate(second.problem, second.plan) == []
+
+
+def test_a_lunch_still_ahead_stays_owed_after_the_route_is_emptied_past_the_morning(
+    district: District,
+) -> None:
+    """cora's c1 is done; c2-c4 cancelled at 08:30: the lunch ahead stays in her shift.
+
+    It was dropped from the stored day because her work then ended before the window opened;
+    an urgent visit at 11:00 then gave her a route through lunch without one (simulator seed
+    11, ``break_missing``). A route that ends before the window needs no lunch, and the
+    validator says so.
+    """
+    problem, plan = district
+    lunch = Break("lunch", (TimeWindow(11 * H, 13 * H),), 1800)
+    shifts = tuple(replace(s, breaks=(lunch,)) if s.id == "s-cora" else s for s in problem.shifts)
+    problem = replace(problem, shifts=shifts)
+    cancels = [VisitCancelled(v) for v in ("c2", "c3", "c4")]
+    first = replan(problem, plan, cancels, now=8 * H + 1800, options=FAST)
+    assert _route(first.plan, "cora").visit_ids == ("c1",)
+    assert [s.kind for s in _route(first.plan, "cora").stops].count(StopKind.BREAK) == 0
+    assert validate(first.problem, first.plan) == []
+    cora = next(s for s in first.problem.shifts if s.id == "s-cora")
+    assert cora.breaks == (lunch,)
+    urgent = replace(visit("u1", 10, competences=("nurse",)), windows=(TimeWindow(11 * H, 15 * H),))
+    second = replan(first.problem, first.plan, [UrgentVisitAdded(urgent)], now=9 * H, options=FAST)
+    route = _route(second.plan, "cora")
+    assert "u1" in route.visit_ids
+    assert [s.break_id for s in route.stops if s.kind is StopKind.BREAK] == ["lunch"]
+    assert validate(second.problem, second.plan) == []

@@ -46,15 +46,20 @@ class TestSickCall:
     ) -> None:
         problem, plan = solved_district
         now = 10 * H
-        bert = _route(plan, "bert")
+        # The carer with most visits after 10:20 (VROOM's plan under a time limit may vary).
+        bert = max(
+            plan.routes,
+            key=lambda r: sum(1 for s in r.stops if s.visit_id and s.start >= now + FREEZE_S),
+        )
+        sick = bert.staff_id
         later = [s.visit_id for s in bert.stops if s.visit_id and s.start >= now + FREEZE_S]
-        assert later  # the fixture gives bert visits after 10:20
+        assert later  # the fixture gives someone visits after 10:20
 
         result = replan(
-            problem, plan, [CarerAbsent("bert", now)], now=now, options=FAST, warm_start=True
+            problem, plan, [CarerAbsent(sick, now)], now=now, options=FAST, warm_start=True
         )
 
-        new_bert = _route(result.plan, "bert")
+        new_bert = _route(result.plan, sick)
         kept = _frozen_part(bert, now)
         assert new_bert.stops[: len(kept)] == kept
         assert [s.kind for s in new_bert.stops[len(kept) :]] == [StopKind.END]
@@ -62,7 +67,7 @@ class TestSickCall:
         unassigned = {u.visit_id: u for u in result.plan.unassigned}
         for vid in later:
             carers = [r.staff_id for r in result.plan.routes if vid in r.visit_ids]
-            assert carers != ["bert"]
+            assert carers != [sick]
             assert carers or vid in unassigned
         assert set(result.replaced) == {v for v in later if v not in unassigned}
         assert validate(result.problem, result.plan) == []
