@@ -67,6 +67,8 @@ def timeline(rng: random.Random, truth: DayTruth, *, visits: int, staff: int) ->
     # A planner re-plans mid-day either from the clock (``now``) or the whole day around its
     # facts (no ``now``); drawn last so the earlier draws of a seed stay as they were.
     steps.append(Step(fresh_at, "fresh_plan", rng.choice(["now", "whole_day"])))
+    for _ in range(max(2, staff // 8)):  # drawn after the rest, like the fresh plan's variant
+        steps.append(Step(at(first, 18 * H), "carer_position_reported"))
     steps.append(Step(last, "end_of_day"))
     return sorted(steps, key=lambda s: s.at)
 
@@ -132,6 +134,8 @@ def make_event(
         }
     if step.kind == "actual_times_reported":
         return _actuals(rng, plan, truth, now)
+    if step.kind == "carer_position_reported":
+        return _position(rng, plan, truth, now)
     if step.kind == "client_unavailable":
         later = [
             s for _, s in stops if secs(s["start"]) >= now + 60 * M and s["visit"] in truth.visits
@@ -234,5 +238,36 @@ def _actuals(
         "visit": s["visit"],
         "actual_start": hhmm(start),
         "actual_end": hhmm(end),
+        "_staff": staff,
+    }
+
+
+def _position(
+    rng: random.Random, plan: dict[str, Any], truth: DayTruth, now: int
+) -> dict[str, Any] | None:
+    """A nurse's phone says where she is: near her last stop begun by now (or her start)."""
+    absent = {
+        s
+        for s, lst in truth.availability.items()
+        if any(a.kind == "absent" and a.start <= now < a.end for a in lst)
+    }
+    cands = []
+    for r in plan["routes"]:
+        shift = truth.shifts.get(r["staff"])
+        if shift is None or r["staff"] in absent or not shift.start <= now < shift.end:
+            continue
+        begun = [s for s in r["stops"] if s.get("location") and secs(s["start"]) <= now]
+        if begun and (begun[-1]["kind"] != "visit" or _single(truth, begun[-1]["visit"])):
+            cands.append((r["staff"], begun[-1]["location"]))
+    if not cands:
+        return None
+    staff, where = rng.choice(cands)
+    return {
+        "kind": "carer_position_reported",
+        "staff": staff,
+        # A phone's fix: within ~30 m of the place.
+        "lat": round(where["lat"] + rng.uniform(-3e-4, 3e-4), 6),
+        "lon": round(where["lon"] + rng.uniform(-3e-4, 3e-4), 6),
+        "at": hhmm(now),
         "_staff": staff,
     }

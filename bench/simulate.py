@@ -719,7 +719,11 @@ class DaySim:
             ),
             None,
         )
-        probes = [({"kind": "carer_absent", "staff": staff}, 403)]
+        probes: list[tuple[dict[str, Any], int]] = [({"kind": "carer_absent", "staff": staff}, 403)]
+        someone = next((r["staff"] for r in self.plan["routes"] if r["staff"] != staff), None)
+        if someone is not None:  # another carer's whereabouts are not hers to report
+            ev = {"kind": "carer_position_reported", "staff": someone, "at": hhmm(step.at)}
+            probes.append(({**ev, "lat": 47.1, "lon": 9.5}, 404))
         if other is not None:
             ev = {
                 "kind": "actual_times_reported",

@@ -67,24 +67,32 @@ def ensure_staff_route(principal: Principal, *, staff_id: int, district_id: int)
 
 
 #: Events a nurse's phone may report on a plan, for visits on the nurse's own route only.
-NURSE_EVENT_KINDS = frozenset({"actual_times_reported", "visit_delayed"})
+NURSE_EVENT_KINDS = frozenset({"actual_times_reported", "visit_delayed", "carer_position_reported"})
 
 
 def ensure_event_kinds(principal: Principal, kinds: Iterable[str]) -> None:
     """Raise :class:`Forbidden` when a nurse reports an event their role may never report."""
     if principal.role is Role.NURSE and not set(kinds) <= NURSE_EVENT_KINDS:
-        msg = "a nurse credential may only report actual times or delays of their own visits"
+        msg = (
+            "a nurse credential may only report actual times or delays of their own visits "
+            "and their own position"
+        )
         raise Forbidden(msg)
 
 
 def ensure_plan_events(
-    session: Session, principal: Principal, plan: Plan, visits: Iterable[str]
+    session: Session,
+    principal: Principal,
+    plan: Plan,
+    visits: Iterable[str],
+    staff_ids: Iterable[str] = (),
 ) -> None:
-    """Raise unless the caller may post events naming ``visits`` on the stored ``plan``.
+    """Raise unless the caller may post events naming ``visits`` and ``staff_ids`` on ``plan``.
 
     Planners: the plan's district must be theirs. Nurses (after :func:`ensure_event_kinds`): the
-    plan is of their own district and every visit is a stop of their own route in this version;
-    otherwise 404, so neither the plan nor another carer's visit is revealed.
+    plan is of their own district, every visit is a stop of their own route in this version and
+    every carer named (a position report) is themselves; otherwise 404, so neither the plan nor
+    another carer's visit or whereabouts is revealed.
     """
     if principal.role is not Role.NURSE:
         ensure_district(principal, plan.district_id, what="plan")
@@ -103,6 +111,10 @@ def ensure_plan_events(
     for visit in visits:
         if visit not in own:
             msg = f"visit {visit} not found on your route"
+            raise NotFound(msg)
+    for other in staff_ids:
+        if other != staff.external_id:
+            msg = "staff member not found"
             raise NotFound(msg)
 
 

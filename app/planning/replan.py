@@ -107,8 +107,18 @@ class UrgentVisitSpec:
     carers_required: int = 1
 
 
-#: What a caller hands to :func:`prepare_replan`: core events, urgent visits by client.
-EventSpec = Event | UrgentVisitSpec
+@dataclass(frozen=True, slots=True)
+class PositionSpec:
+    """A carer's phone position as the API gives it: coordinates, no location index yet."""
+
+    staff_id: str
+    point: LatLon
+    at_time: int
+
+
+#: What a caller hands to :func:`prepare_replan`: core events, urgent visits by client,
+#: positions by coordinates.
+EventSpec = Event | UrgentVisitSpec | PositionSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +323,19 @@ def _resolve(
             except InvalidEventError as exc:
                 errors.append(ErrorDetail(("events", i, exc.field), "invalid_event", str(exc)))
             continue
+        if isinstance(ev, PositionSpec):
+            if ev.staff_id not in staff:
+                unknown(i, "staff", "shift for staff member", ev.staff_id)
+                continue
+            try:
+                out.append(
+                    CarerPositionReported(ev.staff_id, n_locations + len(new_points), ev.at_time)
+                )
+            except InvalidEventError as exc:
+                errors.append(ErrorDetail(("events", i, exc.field), "invalid_event", str(exc)))
+                continue
+            new_points.append(ev.point)
+            continue
         if isinstance(ev, CarerAbsent | CarerAvailable | CarerPositionReported):
             if ev.staff_id not in staff:
                 unknown(i, "staff", "shift for staff member", ev.staff_id)
@@ -484,7 +507,10 @@ def _grow(region: Region, points: list[LatLon], new: Sequence[LatLon], problem: 
         try:
             matrices[mode] = region.extend_matrix(mode, matrix, points, new)
         except (OffRoadLocation, UnreachableLocation) as exc:
-            msg = f"an urgent visit's place cannot be reached by {mode}: {type(exc).__name__}"
+            msg = (
+                "a new place (an urgent visit's or a reported position) cannot be reached by "
+                f"{mode}: {type(exc).__name__}"
+            )
             raise Unroutable(msg) from None
     return replace(problem, matrices=matrices, locations=problem.locations + tuple(new))
 
@@ -633,6 +659,7 @@ def event_docs(events: Sequence[Event]) -> list[dict[str, Any]]:
 __all__ = [
     "PLAN_CHANGED",
     "EventSpec",
+    "PositionSpec",
     "PreparedReplan",
     "ReplanJob",
     "ReplanOutcome",

@@ -25,6 +25,7 @@ from app.api.plan_schemas import PlanDetailOut
 from app.api.routers._items import ITEM_ERRORS, RowId
 from app.api.routers.plans import plan_detail
 from app.api.routing import StrictJSONRoute
+from app.domain import LatLon
 from app.errors import ErrorDetail, InvalidInput
 from app.planning import replan as service
 from app.planning import versions
@@ -125,6 +126,17 @@ class ClientUnavailableIn(_In):
     until_time: TimeOfDay
 
 
+class CarerPositionIn(_In):
+    """Where a carer's phone was at ``at``: the route resumes from there when it is newer than
+    the carer's last frozen stop (nurses report their own; planners any of their district's)."""
+
+    kind: Literal["carer_position_reported"]
+    staff: Id
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
+    at: TimeOfDay
+
+
 EventIn = Annotated[
     CarerAbsentIn
     | CarerAvailableIn
@@ -132,7 +144,8 @@ EventIn = Annotated[
     | UrgentVisitIn
     | VisitDelayedIn
     | ActualTimesIn
-    | ClientUnavailableIn,
+    | ClientUnavailableIn
+    | CarerPositionIn,
     Field(discriminator="kind"),
 ]
 
@@ -181,6 +194,8 @@ def _core_event(ev: EventIn) -> service.EventSpec:
         return VisitDelayed(ev.visit, ev.actual_start, ev.actual_end)
     if isinstance(ev, ActualTimesIn):
         return ActualTimesReported(ev.visit, ev.actual_start, ev.actual_end)
+    if isinstance(ev, CarerPositionIn):
+        return service.PositionSpec(ev.staff, LatLon(ev.lat, ev.lon), ev.at)
     return ClientUnavailable(ev.client, ev.from_time, ev.until_time)
 
 
@@ -238,7 +253,8 @@ def _prepare(
 ) -> service.PreparedReplan:
     row = versions.get_plan(session, principal.org_id, plan_id)
     visits = [ev.visit for ev in body.events if isinstance(ev, VisitDelayedIn | ActualTimesIn)]
-    authz.ensure_plan_events(session, principal, row, visits)
+    staff = [ev.staff for ev in body.events if isinstance(ev, CarerPositionIn)]
+    authz.ensure_plan_events(session, principal, row, visits, staff)
     options = plan_options(settings, {"time_limit_s": settings.replan_time_limit_s})
     freeze = body.freeze_minutes
     return service.prepare_replan(
