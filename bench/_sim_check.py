@@ -21,8 +21,9 @@ Hard rules checked on every stored version (a failure makes the version *invalid
 - ``travel_inconsistent``: two versions give different ``travel_s`` for the same place pair and
   travel mode;
 - ``shift_bounds``: a stop lies outside the carer's shift (widened by ``carer_available``);
-- ``break_window``, ``break_missing``: a break not taken in full inside its window, or a route
-  whose work runs into a break window without its break;
+- ``break_window``, ``break_missing``: a break not taken in full inside its window (unless it
+  follows a reported visit whose end left no window room for it: then in full right after), or
+  a route whose work runs into a break window without its break;
 - ``dependency``: a second visit's start is not within the gap its first visit requires;
 - ``unassigned_without_reason``: an unassigned visit with an empty reason.
 
@@ -391,7 +392,7 @@ def _check_route(
                 expect = secs(prev["end"]) + travel
                 if abs(arrival - expect) >= TOL or start < arrival or start < secs(prev["end"]):
                     out.append(Violation("travel", vid, staff, note=f"at {stop['start']}"))
-        prev = stop
+        before, prev = prev, stop
         if stop["kind"] == "break":
             if truth.absent_throughout(staff, start, end):
                 continue  # the carer's reported absence, shown as a fixed break: no lunch
@@ -402,7 +403,20 @@ def _check_route(
                     for windows, dur in shift.breaks
                     for ws, we in windows
                 )
-                if not ok:
+                # A reported overrun that leaves no window room for the break: the carer takes
+                # it in full right after that visit (the overrun is a fact, not the planner's).
+                fact_end = (
+                    secs(before["end"])
+                    if before is not None and before.get("visit") in truth.actuals
+                    else None
+                )
+                forced = fact_end is not None and any(
+                    abs(start - fact_end) < TOL
+                    and end - start >= dur - TOL
+                    and all(max(fact_end, ws) + dur > we + TOL for ws, we in windows)
+                    for windows, dur in shift.breaks
+                )
+                if not ok and not forced:
                     out.append(Violation("break_window", None, staff, note=stop["start"]))
             continue
         if stop["kind"] != "visit" or vid is None:

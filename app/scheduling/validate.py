@@ -167,6 +167,7 @@ def _check_route(
     total_travel, load, n_visits = 0, 0, 0
     breaks_seen: dict[str, int] = defaultdict(int)
     break_by_id = {b.id: b for b in shift.breaks}
+    fact_end: int | None = None  # end of the previous stop when it is a reported fact
     for stop in stops[1:]:
         if stop.kind is StopKind.BREAK:
             b = break_by_id.get(stop.break_id or "")
@@ -176,11 +177,18 @@ def _check_route(
             breaks_seen[b.id] += 1
             if stop.start < now:
                 bad(ViolationKind.TRAVEL, f"break {b.id!r} starts before the previous stop ends")
-            if stop.end - stop.start < b.duration or not any(
-                w.start <= stop.start and stop.end <= w.end for w in b.windows
-            ):
+            # A reported overrun that leaves no window room for the break: the carer takes it in
+            # full right after that visit (the overrun is a fact, not the planner's choice).
+            forced = (
+                fact_end is not None
+                and stop.start == fact_end
+                and all(max(fact_end, w.start) + b.duration > w.end for w in b.windows)
+            )
+            in_window = any(w.start <= stop.start and stop.end <= w.end for w in b.windows)
+            if stop.end - stop.start < b.duration or not (in_window or forced):
                 bad(ViolationKind.BREAK_WINDOW, f"break {b.id!r} not taken in full in a window")
             now = max(now, stop.end)
+            fact_end = None
             continue
         target = shift.end_location if stop.kind is StopKind.END else None
         vid = stop.visit_id
@@ -205,6 +213,7 @@ def _check_route(
         # minute): the carer may have been faster than the matrix, so its start is not checked
         # against travel; that it was kept as it was is checked separately (FIXED_MOVED).
         is_fact = vid is not None and (vid, sid) in fixed
+        fact_end = stop.end if is_fact else None
         if stop.start < now + t and not is_fact:
             bad(ViolationKind.TRAVEL, "starts before the carer can be there", vid)
         if stop.kind is StopKind.END:

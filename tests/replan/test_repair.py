@@ -16,7 +16,16 @@ from app.replan.events import (
 )
 from app.replan.service import replan
 from app.scheduling import validate
-from app.scheduling.model import Break, Plan, Problem, Route, SolveOptions, StopKind, TimeWindow
+from app.scheduling.model import (
+    Break,
+    Plan,
+    Problem,
+    Route,
+    SolveOptions,
+    Stop,
+    StopKind,
+    TimeWindow,
+)
 
 from .conftest import FAST, H, visit
 
@@ -212,3 +221,33 @@ def test_a_lunch_still_ahead_stays_owed_after_the_route_is_emptied_past_the_morn
     assert "u1" in route.visit_ids
     assert [s.break_id for s in route.stops if s.kind is StopKind.BREAK] == ["lunch"]
     assert validate(second.problem, second.plan) == []
+
+
+def test_an_overrun_that_leaves_no_room_for_lunch_in_its_window_is_followed_by_it(
+    district: District,
+) -> None:
+    """c3 reported 11:00-12:20 with lunch owed 11:00-12:30: lunch follows it in full, validly.
+
+    The fact leaves no window room for the break; the plan moved it out of its window and the
+    validator called that a broken rule, so the re-plan fell back and logged an inconsistency
+    (simulator seed 12, ``break_window`` after a nurse's report at 20:24).
+    """
+    problem, plan = district
+    lunch = Break("lunch", (TimeWindow(11 * H, 12 * H + 1800),), 1800)
+    shifts = tuple(replace(s, breaks=(lunch,)) if s.id == "s-cora" else s for s in problem.shifts)
+    problem = replace(problem, shifts=shifts)
+    cora = _route(plan, "cora")
+    i = next(i for i, s in enumerate(cora.stops) if s.visit_id == "c3")
+    c3 = cora.stops[i]
+    brk = Stop(StopKind.BREAK, c3.end, c3.end, c3.end + 1800, c3.location, break_id="lunch")
+    cora = replace(cora, stops=(*cora.stops[: i + 1], brk, *cora.stops[i + 1 :]))
+    plan = replace(plan, routes=tuple(cora if r.staff_id == "cora" else r for r in plan.routes))
+    assert validate(problem, plan) == []
+    report = ActualTimesReported("c3", c3.start, 12 * H + 1200)
+    result = replan(problem, plan, [report], now=20 * H, options=FAST)
+    assert result.inconsistency is None
+    stops = _route(result.plan, "cora").stops
+    i = next(i for i, s in enumerate(stops) if s.visit_id == "c3")
+    assert (stops[i].end, stops[i + 1].kind) == (12 * H + 1200, StopKind.BREAK)
+    assert (stops[i + 1].start, stops[i + 1].end) == (12 * H + 1200, 12 * H + 3000)
+    assert validate(result.problem, result.plan) == []
