@@ -41,6 +41,27 @@ def _tw(raw: Any) -> tuple[TimeWindow, ...]:
     return tuple(TimeWindow(int(a), int(b)) for a, b in raw)
 
 
+def shift_to_doc(s: Shift) -> Doc:
+    """One shift of a stored problem document (see :func:`problem_to_doc`)."""
+    return {
+        "id": s.id,
+        "staff": s.staff_id,
+        "start": s.start,
+        "end": s.end,
+        "profile": s.profile,
+        "competences": sorted(s.competences),
+        "start_location": s.start_location,
+        "end_location": s.end_location,
+        "breaks": [
+            {"id": b.id, "windows": _windows(b.windows), "duration": b.duration} for b in s.breaks
+        ],
+        "max_visits": s.max_visits,
+        "max_travel_time": s.max_travel_time,
+        "capacity": s.capacity,
+        "team": s.team,
+    }
+
+
 def problem_to_doc(problem: Problem) -> Doc:
     """The problem without its matrices, as a JSON document."""
     return {
@@ -67,27 +88,7 @@ def problem_to_doc(problem: Problem) -> Doc:
             }
             for v in problem.visits
         ],
-        "shifts": [
-            {
-                "id": s.id,
-                "staff": s.staff_id,
-                "start": s.start,
-                "end": s.end,
-                "profile": s.profile,
-                "competences": sorted(s.competences),
-                "start_location": s.start_location,
-                "end_location": s.end_location,
-                "breaks": [
-                    {"id": b.id, "windows": _windows(b.windows), "duration": b.duration}
-                    for b in s.breaks
-                ],
-                "max_visits": s.max_visits,
-                "max_travel_time": s.max_travel_time,
-                "capacity": s.capacity,
-                "team": s.team,
-            }
-            for s in problem.shifts
-        ],
+        "shifts": [shift_to_doc(s) for s in problem.shifts],
         "current_assignment": dict(problem.current_assignment),
         "fixed": [[f.visit_id, f.shift_id, f.start, f.end] for f in problem.fixed],
         "absences": {sid: [[a, b] for a, b in ivs] for sid, ivs in problem.absences.items()},

@@ -59,6 +59,27 @@ OPEN_END = 10**9
 URGENT = "urgent"
 
 
+def extra_shift_id(staff: str, day: dt.date) -> str:
+    """Id of the shift made for a carer with no shift that day who was given hours by an event.
+
+    The re-plan (:mod:`app.planning.replan`) and a fresh plan (:mod:`app.planning.loading`)
+    name it alike, so later versions of the day keep the carer's route under one shift.
+    """
+    return f"extra-{staff}@{day.isoformat()}"
+
+
+def district_carer(session: Session, org_id: int, district_id: int, staff: str) -> Staff | None:
+    """The district's active staff member ``staff`` (external id), or None."""
+    return session.scalar(
+        select(Staff).where(
+            Staff.org_id == org_id,
+            Staff.district_id == district_id,
+            Staff.external_id == staff,
+            Staff.active.is_(True),
+        )
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Writing: an event post's facts, in the transaction of its new version
 # --------------------------------------------------------------------------------------------
@@ -386,6 +407,8 @@ __all__ = [
     "apply_facts",
     "cut_shift",
     "cut_windows",
+    "district_carer",
+    "extra_shift_id",
     "load_facts",
     "nearest_shift",
     "record_event_facts",

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
-from app.planning.day_facts import apply_facts, load_facts
+from app.planning.day_facts import apply_facts, district_carer, extra_shift_id, load_facts
 from app.planning.inputs import (
     BreakIn,
     ClientIn,
@@ -24,6 +24,7 @@ from app.planning.versions import current_plan
 from app.store.models import (
     Client,
     ClientPreferredStaff,
+    DayFactKind,
     District,
     Shift,
     Staff,
@@ -103,17 +104,7 @@ def load_plan_input(
     staff: dict[int, StaffIn] = {}
     shifts: list[ShiftIn] = []
     for sh, st in shift_rows:
-        staff.setdefault(
-            st.id,
-            StaffIn(
-                external_id=st.external_id,
-                competences=tuple(sorted(st.competences)),
-                mode=st.travel_mode.value,
-                start=(st.start_lat, st.start_lon),
-                end=(st.end_lat, st.end_lon),
-                team=team_ext.get(st.team_id) if st.team_id is not None else None,
-            ),
-        )
+        staff.setdefault(st.id, _staff_in(st, team_ext))
         shifts.append(
             ShiftIn(
                 external_id=sh.external_id,
@@ -191,6 +182,17 @@ def load_plan_input(
         for v, c in visit_rows
     )
     facts = load_facts(session, org_id, district_id, day)
+    # Extra hours given to a carer with no shift that day are her shift (the re-plan made one).
+    rostered = {sh.staff for sh in shifts}
+    for f in facts:
+        if f.kind is not DayFactKind.CARER_AVAILABLE or f.subject in rostered:
+            continue
+        carer = district_carer(session, org_id, district_id, f.subject)
+        if carer is None or f.until_s is None:
+            continue
+        staff.setdefault(carer.id, _staff_in(carer, team_ext))
+        shifts.append(ShiftIn(extra_shift_id(f.subject, day), f.subject, f.from_s, f.until_s))
+        rostered.add(f.subject)
     shifts_after, visits = apply_facts(shifts, visits, facts)
     client_in = tuple(
         ClientIn(
@@ -214,6 +216,17 @@ def load_plan_input(
         shifts=shifts_after,
         visits=visits,
         now_s=now_s,
+    )
+
+
+def _staff_in(st: Staff, team_ext: dict[int, str]) -> StaffIn:
+    return StaffIn(
+        external_id=st.external_id,
+        competences=tuple(sorted(st.competences)),
+        mode=st.travel_mode.value,
+        start=(st.start_lat, st.start_lon),
+        end=(st.end_lat, st.end_lon),
+        team=team_ext.get(st.team_id) if st.team_id is not None else None,
     )
 
 

@@ -68,10 +68,18 @@ from app.replan.service import ReplanResult, replan
 from app.routing import OffRoadLocation, Region, UnreachableLocation
 from app.scheduling import validate
 from app.scheduling.model import Plan as CorePlan
-from app.scheduling.model import Priority, Problem, TimeWindow, Visit
+from app.scheduling.model import Priority, Problem, Shift, TimeWindow, Visit
 from app.store import audit
 from app.store.inputs import format_time_of_day
-from app.store.models import Client, District, Organisation, Plan, PlanEvent, PlanStatus
+from app.store.models import (
+    Client,
+    District,
+    Organisation,
+    Plan,
+    PlanEvent,
+    PlanStatus,
+    Team,
+)
 
 log = logging.getLogger(__name__)
 
@@ -251,9 +259,10 @@ def prepare_replan(
     district = session.scalar(select(District.external_id).where(District.id == base.district_id))
     if now_s is None:
         now_s = local_now_s(org.timezone if org else "UTC", base.date)
-    core, new_points = _resolve(session, org_id, full.problem, events, districts)
+    problem = _with_extra_shifts(session, org_id, base.district_id, base.date, full.problem, events)
+    core, new_points = _resolve(session, org_id, problem, events, districts)
     job = ReplanJob(
-        problem=full.problem,
+        problem=problem,
         routes=full.routes,
         unassigned=full.unassigned,
         kpis=full.kpis,
@@ -274,6 +283,65 @@ def prepare_replan(
         base_version=base.version,
         job=job,
     )
+
+
+def _with_extra_shifts(
+    session: Session,
+    org_id: int,
+    district_id: int,
+    day: dt.date,
+    problem: dict[str, Any],
+    events: Sequence[EventSpec],
+) -> dict[str, Any]:
+    """``problem`` with a shift for each carer given hours who has no shift that day.
+
+    A carer called in on her day off (``carer_available``) is one of the district's active
+    staff: her shift is exactly those hours, from and back to her own start and end places,
+    with her competences, travel mode and team. Anyone else stays an unknown reference.
+    """
+    rostered = {s["staff"] for s in problem["shifts"]}
+    locations = list(problem["locations"])
+    profiles = set(problem["profiles"])
+    extra: list[dict[str, Any]] = []
+    for ev in events:
+        if not isinstance(ev, CarerAvailable) or ev.staff_id in rostered:
+            continue
+        carer = day_facts.district_carer(session, org_id, district_id, ev.staff_id)
+        if carer is None:
+            continue
+        team = (
+            session.scalar(select(Team.external_id).where(Team.id == carer.team_id))
+            if carer.team_id is not None
+            else None
+        )
+        start_at = len(locations)
+        locations.append([carer.start_lat, carer.start_lon])
+        end_at = start_at
+        if (carer.end_lat, carer.end_lon) != (carer.start_lat, carer.start_lon):
+            end_at = len(locations)
+            locations.append([carer.end_lat, carer.end_lon])
+        shift = Shift(
+            id=day_facts.extra_shift_id(ev.staff_id, day),
+            staff_id=ev.staff_id,
+            start=ev.from_time,
+            end=ev.until_time,
+            profile=carer.travel_mode.value,
+            competences=frozenset(carer.competences),
+            start_location=start_at,
+            end_location=end_at,
+            team=team,
+        )
+        extra.append(codec.shift_to_doc(shift))
+        profiles.add(shift.profile)
+        rostered.add(ev.staff_id)
+    if not extra:
+        return problem
+    return {
+        **problem,
+        "locations": locations,
+        "profiles": sorted(profiles),
+        "shifts": [*problem["shifts"], *extra],
+    }
 
 
 def _resolve(

@@ -423,3 +423,70 @@ def test_a_carer_sick_all_day_can_come_back(
         f"/v1/staff/{sick}/route", params={"date": DAY}, headers=tenant.headers
     ).json()
     assert route["plan_version"] == v3["version"]
+
+
+@pytest.fixture
+def day_off(client: TestClient, tenant: Tenant, region: Region) -> tuple[dict[str, Any], str]:
+    """The sample district planned while one carer (the returned id) has no shift that day."""
+    batch = district_batch(region, DAY)
+    off = batch["shifts"][-1]["staff"]
+    batch["shifts"] = [s for s in batch["shifts"] if s["staff"] != off]
+    load(client, tenant, batch)
+    plan = plan_now(client, tenant)
+    assert all(r["staff"] != off for r in plan["routes"])
+    return plan, off
+
+
+@pytest.mark.parametrize("fresh_after", [False, True], ids=["replan", "then_fresh_plan"])
+def test_a_carer_on_her_day_off_can_be_called_in(
+    client: TestClient,
+    tenant: Tenant,
+    day_off: tuple[dict[str, Any], str],
+    fresh_after: bool,
+) -> None:
+    """`carer_available` for a carer with no shift: she gets exactly those hours, kept after.
+
+    It answered 422 ("no shift for staff member ... today"), so a planner could not call in a
+    carer on her day off when another called in sick.
+    """
+    planned, off = day_off
+    by_staff: dict[str, int] = {}
+    for staff, _v, _s, _e in stops(planned):
+        by_staff[staff] = by_staff.get(staff, 0) + 1
+    sick = max(sorted(by_staff), key=lambda s: by_staff[s])
+    events = [
+        {"kind": "carer_absent", "staff": sick, "from_time": "10:00"},
+        {"kind": "carer_available", "staff": off, "from_time": "10:00", "until_time": "16:00"},
+    ]
+    v2 = post(client, tenant, planned, events, "09:30")
+    theirs = [(s, e) for st, _v, s, e in stops(v2) if st == off]
+    assert theirs, "the carer called in took over some of the sick carer's visits"
+    assert all(secs("10:00") <= s and e <= secs("16:00") for s, e in theirs), theirs
+    route = next(r for r in v2["routes"] if r["staff"] == off)
+    assert route["stops"][0]["start"] >= "10:00"
+    assert route["stops"][-1]["end"] <= "16:00"
+    latest = plan_now(client, tenant) if fresh_after else v2
+    again = [(s, e) for st, _v, s, e in stops(latest) if st == off]
+    assert again
+    assert all(secs("10:00") <= s and e <= secs("16:00") for s, e in again)
+    assert all(st != sick or s < secs("10:00") for st, _v, s, _e in stops(latest))
+
+
+def test_hours_for_someone_outside_the_district_are_an_unknown_carer(
+    client: TestClient, tenant: Tenant, planned: dict[str, Any], db: Engine
+) -> None:
+    before = count_rows(db)
+    event = {
+        "kind": "carer_available",
+        "staff": "nobody",
+        "from_time": "10:00",
+        "until_time": "12:00",
+    }
+    r = client.post(
+        f"/v1/plans/{planned['id']}/events",
+        json={"events": [event], "now": "09:00"},
+        headers={**tenant.headers, "If-Match": f'"{planned["version"]}"'},
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["details"][0]["loc"] == ["events", 0, "staff"]
+    assert count_rows(db) == before
