@@ -19,7 +19,7 @@ from app.errors import RegionUnavailable
 from app.jobs.backend import JobBackend
 from app.jobs.runner import InProcessBackend
 from app.notify.delivery import DeliveryLoop
-from app.planning.pool import get_pool, get_region, region_state
+from app.planning.pool import PoolClosed, get_pool, get_region, region_state
 from app.planning.views import RouteCache
 from app.settings import Settings
 from app.store.db import make_engine, make_sessionmaker
@@ -159,6 +159,12 @@ def _start_region_warmup(app: FastAPI, settings: Settings) -> None:
             get_region(region_file, cache_dir, modes)
         except RegionUnavailable as exc:  # kept by the pool; /readyz reports it
             _log.warning("region warm-up failed: %s", exc.message)
+            return
+        if settings.job_backend != "procrastinate":  # the solver workers live in this process
+            try:
+                get_pool(region_file, cache_dir, settings.planning_workers, modes).warm()
+            except PoolClosed:  # shutting down already
+                return
 
     threading.Thread(target=warm, name="region-warmup", daemon=True).start()
 
