@@ -22,30 +22,11 @@ from app.settings import Settings
 from app.store.db import make_sessionmaker
 from app.store.models import DayFact, Visit
 from tests.api.test_plans import DAY, load, plan_now
+from tests.api.test_replan import planned, settings
 from tests.conftest import Tenant, count_rows
 from tests.planning.district import district_batch
 
-
-@pytest.fixture
-def settings(db: Engine, database_url: str) -> Settings:
-    """One-second solves for the day and for each re-plan."""
-    return Settings(
-        database_url=database_url,
-        dev_mode=True,
-        solver_time_limit_s=1,
-        replan_time_limit_s=1,
-        job_heartbeat_s=0.2,
-    )
-
-
-@pytest.fixture
-def planned(client: TestClient, tenant: Tenant, region: Region) -> dict[str, Any]:
-    """The tenant's sample district is imported and planned (version 1)."""
-    batch = district_batch(region, DAY)
-    load(client, tenant, batch)
-    plan = plan_now(client, tenant)
-    plan["batch"] = batch
-    return plan
+__all__ = ["planned", "settings"]  # fixtures shared with test_replan
 
 
 def secs(hhmm: str) -> int:

@@ -172,46 +172,35 @@ class TestFallback:
         assert validate(result.problem, result.plan) == []
 
 
-def test_a_carer_left_without_visits_keeps_her_lunch_for_later_work(district: District) -> None:
-    """Every visit of cora cancelled, then an urgent visit only she may do: it comes with lunch.
+def _with_lunch(problem: Problem, lunch: Break) -> Problem:
+    """``problem`` with ``lunch`` owed by cora's shift."""
+    shifts = tuple(replace(s, breaks=(lunch,)) if s.id == "s-cora" else s for s in problem.shifts)
+    return replace(problem, shifts=shifts)
+
+
+@pytest.mark.parametrize(
+    ("cancelled", "now", "kept"),
+    [(("c1", "c2", "c3", "c4"), 7 * H, None), (("c2", "c3", "c4"), 8 * H + 1800, ("c1",))],
+    ids=["no_route_left", "only_the_morning_left"],
+)
+def test_a_lunch_still_ahead_stays_owed_for_later_work(
+    district: District, cancelled: tuple[str, ...], now: int, kept: tuple[str, ...] | None
+) -> None:
+    """cora's visits cancelled (all, or all but c1 done), then an urgent visit only she may do.
 
     A carer with no route lost her breaks from the day for good, so the next route she got had
-    no lunch (simulator finding: ``break_missing`` on late shifts).
+    no lunch (simulator finding: ``break_missing`` on late shifts); one whose work ended before
+    the window opened lost it too, and an urgent visit at 11:00 then gave her a route through
+    lunch without one (simulator seed 11). A route that ends before the window needs no lunch,
+    and the validator says so.
     """
     problem, plan = district
     lunch = Break("lunch", (TimeWindow(11 * H, 13 * H),), 1800)
-    shifts = tuple(replace(s, breaks=(lunch,)) if s.id == "s-cora" else s for s in problem.shifts)
-    problem = replace(problem, shifts=shifts)
-    cancels = [VisitCancelled(v) for v in ("c1", "c2", "c3", "c4")]
-    first = replan(problem, plan, cancels, now=7 * H, options=FAST)
-    cora = next(s for s in first.problem.shifts if s.id == "s-cora")
-    assert cora.breaks == (lunch,)
-    urgent = replace(visit("u1", 10, competences=("nurse",)), windows=(TimeWindow(11 * H, 15 * H),))
-    second = replan(first.problem, first.plan, [UrgentVisitAdded(urgent)], now=9 * H, options=FAST)
-    route = _route(second.plan, "cora")
-    assert "u1" in route.visit_ids
-    assert [s.break_id for s in route.stops if s.kind is StopKind.BREAK] == ["lunch"]
-    assert validate(second.problem, second.plan) == []
-
-
-def test_a_lunch_still_ahead_stays_owed_after_the_route_is_emptied_past_the_morning(
-    district: District,
-) -> None:
-    """cora's c1 is done; c2-c4 cancelled at 08:30: the lunch ahead stays in her shift.
-
-    It was dropped from the stored day because her work then ended before the window opened;
-    an urgent visit at 11:00 then gave her a route through lunch without one (simulator seed
-    11, ``break_missing``). A route that ends before the window needs no lunch, and the
-    validator says so.
-    """
-    problem, plan = district
-    lunch = Break("lunch", (TimeWindow(11 * H, 13 * H),), 1800)
-    shifts = tuple(replace(s, breaks=(lunch,)) if s.id == "s-cora" else s for s in problem.shifts)
-    problem = replace(problem, shifts=shifts)
-    cancels = [VisitCancelled(v) for v in ("c2", "c3", "c4")]
-    first = replan(problem, plan, cancels, now=8 * H + 1800, options=FAST)
-    assert _route(first.plan, "cora").visit_ids == ("c1",)
-    assert [s.kind for s in _route(first.plan, "cora").stops].count(StopKind.BREAK) == 0
+    problem = _with_lunch(problem, lunch)
+    first = replan(problem, plan, [VisitCancelled(v) for v in cancelled], now=now, options=FAST)
+    if kept is not None:
+        assert _route(first.plan, "cora").visit_ids == kept
+        assert [s.kind for s in _route(first.plan, "cora").stops].count(StopKind.BREAK) == 0
     assert validate(first.problem, first.plan) == []
     cora = next(s for s in first.problem.shifts if s.id == "s-cora")
     assert cora.breaks == (lunch,)
@@ -233,9 +222,7 @@ def test_an_overrun_that_leaves_no_room_for_lunch_in_its_window_is_followed_by_i
     (simulator seed 12, ``break_window`` after a nurse's report at 20:24).
     """
     problem, plan = district
-    lunch = Break("lunch", (TimeWindow(11 * H, 12 * H + 1800),), 1800)
-    shifts = tuple(replace(s, breaks=(lunch,)) if s.id == "s-cora" else s for s in problem.shifts)
-    problem = replace(problem, shifts=shifts)
+    problem = _with_lunch(problem, Break("lunch", (TimeWindow(11 * H, 12 * H + 1800),), 1800))
     cora = _route(plan, "cora")
     i = next(i for i, s in enumerate(cora.stops) if s.visit_id == "c3")
     c3 = cora.stops[i]
