@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -141,14 +141,36 @@ def _matrix(
     if stand_in is None:
         return _all_unreachable(len(points))
     usable = [stand_in if i in bad else p for i, p in enumerate(points)]
-    m = region.matrix(mode, usable)
+    return _unreachable_at(region.matrix(mode, usable), bad)
+
+
+def _unreachable_at(m: TravelMatrix, indices: Iterable[int]) -> TravelMatrix:
+    """``m`` with the locations at ``indices`` cut off (computed on stand-ins)."""
     durations, distances = m.durations.copy(), m.distances.copy()
-    for i in bad:
+    for i in indices:
         for arr in (durations, distances):
             arr[i, :] = UNREACHABLE
             arr[:, i] = UNREACHABLE
             arr[i, i] = 0
     return TravelMatrix(durations, distances)
+
+
+def safe_extend(
+    region: Region,
+    mode: str,
+    matrix: TravelMatrix,
+    points: Sequence[LatLon],
+    new: Sequence[LatLon],
+) -> tuple[TravelMatrix, dict[int, str]]:
+    """``matrix`` over ``points`` grown by ``new``; new points off ``mode``'s roads are
+    unreachable in it. Returns the matrix and, per unusable index of ``new``, why."""
+    bad = _bad_points(region, mode, new)
+    stand_in = next((p for i, p in enumerate(new) if i not in bad), points[0] if points else None)
+    if stand_in is None:
+        return _all_unreachable(len(points) + len(new)), bad
+    usable = [stand_in if i in bad else p for i, p in enumerate(new)]
+    grown = region.extend_matrix(mode, matrix, points, usable)
+    return _unreachable_at(grown, (len(points) + i for i in bad)), bad
 
 
 def _all_unreachable(n: int) -> TravelMatrix:

@@ -38,6 +38,7 @@ from app.planning import codec, day_facts
 from app.planning.compute import (
     PlanResult,
     route_geometry,
+    safe_extend,
     solve_options,
     violation_docs,
 )
@@ -65,7 +66,7 @@ from app.replan.events import (
     event_to_dict,
 )
 from app.replan.service import ReplanResult, replan
-from app.routing import OffRoadLocation, Region, UnreachableLocation
+from app.routing import Region
 from app.scheduling import validate
 from app.scheduling.model import Plan as CorePlan
 from app.scheduling.model import Priority, Problem, Shift, TimeWindow, Visit
@@ -571,15 +572,15 @@ def _inconsistency(result: ReplanResult) -> dict[str, Any] | None:
 def _grow(region: Region, points: list[LatLon], new: Sequence[LatLon], problem: Problem) -> Problem:
     """``problem`` with ``new`` places appended: only their matrix rows/columns are computed."""
     matrices = {}
+    nowhere: set[int] | None = None  # new points no mode reaches
     for mode, matrix in problem.matrices.items():
-        try:
-            matrices[mode] = region.extend_matrix(mode, matrix, points, new)
-        except (OffRoadLocation, UnreachableLocation) as exc:
-            msg = (
-                "a new place (an urgent visit's or a reported position) cannot be reached by "
-                f"{mode}: {type(exc).__name__}"
-            )
-            raise Unroutable(msg) from None
+        matrices[mode], bad = safe_extend(region, mode, matrix, points, new)
+        nowhere = set(bad) if nowhere is None else nowhere & set(bad)
+    if nowhere:
+        # Off every mode's roads: no carer could get there. A place only one mode misses (a
+        # pedestrian street, a phone's fix beside a footpath) is unreachable in that mode only.
+        msg = "a new place (an urgent visit's or a reported position) is off every mode's roads"
+        raise Unroutable(msg)
     return replace(problem, matrices=matrices, locations=problem.locations + tuple(new))
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from app.domain import UNREACHABLE
 from app.replan.errors import InvalidArgumentError, UnknownReferenceError
-from app.scheduling.model import FixedStop, Plan, Problem, Route, Stop, StopKind, Visit
+from app.scheduling.model import FixedStop, Plan, Problem, Route, Shift, Stop, StopKind, Visit
 
 #: Default freeze horizon: stops starting within 20 minutes of now are not moved.
 DEFAULT_FREEZE_S = 20 * 60
@@ -182,6 +183,8 @@ def freeze_plan(
         end = prefix[-1].end if started else shift_start
         resume_loc, resume_time = loc, max(end, now, shift_start)
         pos = positions.get(route.staff_id)
+        if pos is not None and not _reachable(problem, route.profile, pos.location, shift):
+            pos = None  # a fix off her mode's roads (beside a footpath): she resumes as planned
         untouched = not any(s.kind is not StopKind.START for s in prefix)
         if pos is not None and untouched:
             # Before any frozen stop the position becomes the route's start (and the day's
@@ -375,3 +378,12 @@ def _retime(
         if new.location is not None:
             prev_loc = new.location
     return tuple(out)
+
+
+def _reachable(problem: Problem, profile: str, location: int, shift: Shift | None) -> bool:
+    """Whether ``location`` joins ``profile``'s roads (it reaches the carer's way home)."""
+    matrix = problem.matrices.get(profile)
+    home = shift.end_location if shift is not None else None
+    if matrix is None or home is None or location >= len(matrix.durations):
+        return matrix is not None and location < len(matrix.durations)
+    return bool(matrix.durations[location, home] < UNREACHABLE)

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from app.domain import UNREACHABLE, TravelMatrix
 from app.planning import codec
 from app.replan.apply import apply_events, prepare_replan
 from app.replan.errors import EventConflictError, UnknownReferenceError
@@ -108,6 +109,24 @@ class TestFreeze:
         assert inp.open_shifts["s-bert"].start_location == 3
         full = next(s for s in inp.problem.shifts if s.id == "s-bert")
         assert full.start_location == 3
+
+    def test_a_position_off_the_carers_roads_is_not_her_start(self, district: District) -> None:
+        """A phone's fix beside a footpath, unreachable by her mode: she resumes as planned.
+
+        It was made the route's start, from which nothing could be reached; the adapter now
+        keeps such a place unreachable in that mode instead of refusing the report (simulator
+        seed 14: three position reports refused with 422).
+        """
+        problem, plan = district
+        m = problem.matrices["drive"]
+        cut = TravelMatrix(m.durations.copy(), m.distances.copy())
+        for arr in (cut.durations, cut.distances):
+            arr[3, :] = UNREACHABLE
+            arr[:, 3] = UNREACHABLE
+            arr[3, 3] = 0
+        problem = replace(problem, matrices={"drive": cut})
+        inp = prepare_replan(problem, plan, [CarerPositionReported("bert", 3, 7 * H)], now=7 * H)
+        assert inp.open_shifts["s-bert"].start_location == 0
 
     def test_warm_start_lists_each_open_route_in_its_current_order(
         self, district: District
