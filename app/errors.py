@@ -112,6 +112,12 @@ class RegionUnavailable(DomainError):
     code = "region_unavailable"
 
 
+class SolverUnavailable(DomainError):
+    """The solver's worker process died on this request twice; nothing was stored."""
+
+    code = "solver_unavailable"
+
+
 class PlanConflict(Conflict):
     """A plan change was based on a version that is no longer current."""
 

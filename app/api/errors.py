@@ -43,6 +43,7 @@ STATUS: dict[type[e.DomainError], int] = {
     e.Unroutable: 422,
     e.InfeasibleVisit: 422,
     e.RegionUnavailable: 503,
+    e.SolverUnavailable: 503,
 }
 
 _HTTP_CODES = {

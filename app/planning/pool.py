@@ -34,6 +34,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -219,18 +220,30 @@ class SolverPool:
         PoolClosed
             The process is shutting down (:func:`close_pools`).
         """
-        with self._lock:
-            _check_open()
-            return self._executor.submit(_compute_in_worker, inp, options)
+        return self._submit(_compute_in_worker, inp, options)
 
     def run(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         """Call ``fn(region, *args)`` in a worker process (``fn`` must be a module-level function).
 
         Re-plans use it: their input is plain data, the worker holds the region.
         """
+        return self._submit(_call_in_worker, fn, args)
+
+    def _submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Submit to the executor; a broken one (a worker died: OOM, crash) is replaced first.
+
+        A dead worker left the executor refusing everything with ``BrokenProcessPool``, so every
+        later plan and re-plan of the service answered 500 until a restart.
+        """
         with self._lock:
             _check_open()
-            return self._executor.submit(_call_in_worker, fn, args)
+            try:
+                return self._executor.submit(fn, *args)
+            except BrokenProcessPool:
+                log.warning("solver pool: a worker process died; starting a fresh pool")
+                old, self._executor = self._executor, self._new()
+                _stop_executor(old)
+                return self._executor.submit(fn, *args)
 
     def warm(self) -> Future[None]:
         """Start the worker processes now (each loads the region), not on the first job.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures.process import BrokenProcessPool
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Request
@@ -26,7 +27,7 @@ from app.api.routers._items import ITEM_ERRORS, RowId
 from app.api.routers.plans import plan_detail
 from app.api.routing import StrictJSONRoute
 from app.domain import LatLon
-from app.errors import ErrorDetail, InvalidInput
+from app.errors import ErrorDetail, InvalidInput, SolverUnavailable
 from app.planning import replan as service
 from app.planning import versions
 from app.planning.pool import get_pool
@@ -301,6 +302,10 @@ def _store(
         409: {"model": ErrorBody, "description": "Based on a version that is not current."},
         422: {"model": ErrorBody, "description": "Invalid events (each path is named)."},
         428: {"model": ErrorBody, "description": "No base version (If-Match) was given."},
+        503: {
+            "model": ErrorBody,
+            "description": "The solver's worker died twice on this re-plan; nothing was stored.",
+        },
     },
 )
 async def post_plan_events(
@@ -347,7 +352,15 @@ async def post_plan_events(
         settings.planning_workers,
         settings.region_modes,
     )
-    outcome = await asyncio.wrap_future(pool.run(service.compute_replan, prepared.job))
+    try:
+        outcome = await asyncio.wrap_future(pool.run(service.compute_replan, prepared.job))
+    except BrokenProcessPool:
+        # The worker died (killed, out of memory): once more on the fresh pool, then a 503.
+        try:
+            outcome = await asyncio.wrap_future(pool.run(service.compute_replan, prepared.job))
+        except BrokenProcessPool:
+            msg = "the solver's worker process stopped twice on this re-plan; nothing was stored"
+            raise SolverUnavailable(msg) from None
     if outcome.inconsistency is not None:
         report_inconsistency(prepared, outcome.inconsistency)
     plan = await run_in_threadpool(_store, session, principal, prepared, outcome)
