@@ -28,7 +28,14 @@ from app.replan.events import ActualTimesReported
 from app.replan.freeze import ABSENCE_BREAK
 from app.replan.service import replan
 from app.routing import NoRoute, OffRoadLocation, Region, UnreachableLocation
-from app.scheduling import compute_kpis, explain_unassigned, solve, validate
+from app.scheduling import (
+    ViolationKind,
+    compute_kpis,
+    explain_unassigned,
+    prefer_mandatory,
+    solve,
+    validate,
+)
 from app.scheduling.model import (
     Break,
     Dependency,
@@ -496,6 +503,11 @@ def compute_plan(inp: PlanInput, region: Region, options: PlanOptions) -> PlanRe
     plan = _name_unreachable(problem, plan, built.unreachable_clients)
     t2 = time.perf_counter()
     violations = validate(problem, plan)
+    if violations and all(v.kind is ViolationKind.PRIORITY for v in violations):
+        # A day planned around its facts can leave a mandatory visit out where an optional one
+        # holds its place (simulator: a fresh whole-day plan failed as a job); swap them.
+        plan = prefer_mandatory(problem, plan)
+        violations = validate(problem, plan)
     if violations:
         shown = "; ".join(f"{v.kind.value}: {v.message}" for v in violations[:5])
         msg = f"the solver's plan breaks {len(violations)} hard rule(s): {shown}"

@@ -1167,4 +1167,19 @@ def _fill_gaps(problem: Problem, routes: list[Route]) -> list[Route]:
     return routes
 
 
-__all__ = ["check_problem", "solve"]
+def prefer_mandatory(problem: Problem, plan: Plan) -> Plan:
+    """``plan`` where every mandatory visit left out takes a gap, or an optional visit's place.
+
+    A plan assembled around facts (a frozen morning, re-timed open routes) can leave a
+    mandatory visit out where an optional one holds a place it fits in; the solver's own gap
+    filling (fixed stops never move, the validator checks every change) puts it there.
+    """
+    routes = tuple(_fill_gaps(problem, list(plan.routes)))
+    placed = {vid for r in routes for vid in r.visit_ids}
+    left = [u.visit_id for u in plan.unassigned if u.visit_id not in placed]
+    left += [vid for r in plan.routes for vid in r.visit_ids if vid not in placed]
+    out = Plan(routes=routes, unassigned=tuple(explain_unassigned(problem, routes, left)))
+    return replace(out, kpis=compute_kpis(problem, out), solve_time_s=plan.solve_time_s)
+
+
+__all__ = ["check_problem", "prefer_mandatory", "solve"]
