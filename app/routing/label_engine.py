@@ -1,0 +1,245 @@
+"""The label engine: many-to-many tables from a customizable contraction hierarchy's labels.
+
+The node order is RoutingKit's inertial-flow nested dissection (``routingkit-cch``, the same
+order as the ``cch`` engine). Contraction, customization and queries are the project's own,
+compiled with numba (:mod:`app.routing._label_kernels`):
+
+- the contracted graph is the order's chordal completion; its elimination tree gives every
+  node's upward search space as the node's chain of ancestors;
+- a node's forward (backward) label is the distance to (from) each ancestor, one walk up the
+  chain; labels are kept per node, so a re-plan that adds a few locations computes only the
+  labels of their road ends and combines them with the cached ones;
+- ``dist(s, t)`` is the minimum of ``fwd_s[x] + bwd_t[x]`` over the common ancestors ``x``.
+
+Weights pack both figures as the ``cch`` engine does, ``time_ds * K + length_units``, but in
+int64: the unit is 1 dm on every graph measured, so times and lengths are both exact. The
+contracted and customized graph is cached next to the mode's graph (``.labels.npz``); a warm
+load reads it and customizes nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.routing._files import atomic_write
+from app.routing.engines import _load_order, _packing, _save_order, _time_csr
+from app.routing.network import I64, MATRIX_BITS, NO_PATH, ModeNetwork, diameter_bound
+
+#: Packed weights of every fastest path stay below this (far below the kernels' INF, 2**60).
+_PACK_LIMIT = 1 << 56
+#: Bytes of one label entry: an int64 distance and the int32 ancestor it belongs to.
+_ENTRY_BYTES = 12
+#: Version of the cached hierarchy file; bump when its content changes.
+_FORMAT = 1
+
+
+def labels_available() -> bool:
+    """Whether numba (kernels) and ``routingkit-cch`` (node order) are installed."""
+    return all(importlib.util.find_spec(m) is not None for m in ("numba", "routingkit_cch"))
+
+
+class _LabelPool:
+    """Labels of one direction for any number of nodes, in two flat arrays.
+
+    When the pool would pass its budget it is emptied and refilled with what the current
+    request needs: a request is never short of labels, and the memory stays bounded.
+    """
+
+    def __init__(self, n: int, budget_entries: int) -> None:
+        self.offset = np.full(n, -1, dtype=np.int64)
+        self.values = np.empty(0, dtype=np.int64)
+        self.chain = np.empty(0, dtype=np.int32)
+        self.used = 0
+        self.count = 0
+        self.budget = max(1, budget_entries)
+
+    def clear(self) -> None:
+        self.offset[:] = -1
+        self.used = 0
+        self.count = 0
+
+    def reserve(self, nodes: I64, sizes: I64) -> I64:
+        """Offsets for the labels of ``nodes`` (absent, distinct) of ``sizes`` entries each."""
+        total = int(sizes.sum())
+        if self.used + total > len(self.values):
+            grown = max(2 * len(self.values), self.used + total, 1 << 16)
+            values = np.empty(grown, dtype=np.int64)
+            chain = np.empty(grown, dtype=np.int32)
+            values[: self.used] = self.values[: self.used]
+            chain[: self.used] = self.chain[: self.used]
+            self.values, self.chain = values, chain
+        starts = self.used + np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
+        self.offset[nodes] = starts
+        self.used += total
+        self.count += len(nodes)
+        return starts
+
+
+class LabelEngine:
+    """Label-based CCH engine with labels cached per node (see module doc).
+
+    Parameters
+    ----------
+    network
+        The mode's network; must be strongly connected (it has a time-diameter bound).
+    cache_path
+        The mode's graph file (``.npz``); the node order and the customized hierarchy are
+        cached beside it. None: compute them and keep nothing.
+    max_entries
+        Memory budget in 8-byte units, shared by the forward and backward labels.
+    """
+
+    name = "labels"
+
+    def __init__(self, network: ModeNetwork, cache_path: Path | None, max_entries: int) -> None:
+        from app.routing import _label_kernels as kernels
+
+        self._k = kernels
+        self._network = network
+        diameter = network.meta.get("diameter_ds")
+        if diameter is None:
+            diameter = diameter_bound(_time_csr(network), hub=network.central_node())
+        if diameter is None:
+            msg = "the label engine needs a strongly connected graph"
+            raise ValueError(msg)
+        edges = network.csr_edge
+        time_ds = network.edge_time_ds[edges]
+        len_dm = network.edge_len_dm[edges]
+        self.factor, self.unit_dm = _packing(int(diameter), time_ds, len_dm, _PACK_LIMIT)
+        hier_path = None if cache_path is None else cache_path.with_suffix(".labels.npz")
+        hierarchy = _load_hierarchy(hier_path, network.node_count, self.factor, self.unit_dm)
+        if hierarchy is None:
+            order_path = None if cache_path is None else cache_path.with_suffix(".cch-order.npz")
+            weights = time_ds * self.factor + np.rint(len_dm / self.unit_dm).astype(np.int64)
+            hierarchy = _build_hierarchy(network, order_path, weights)
+            if hier_path is not None:
+                _save_hierarchy(hier_path, hierarchy, self.factor, self.unit_dm)
+        self._rank: I64 = hierarchy["rank"]
+        self._first: I64 = hierarchy["first"]
+        self._head = hierarchy["head"]
+        self._up: I64 = hierarchy["up"]
+        self._down: I64 = hierarchy["down"]
+        self._parent = hierarchy["parent"]
+        self._depth = kernels.depths(self._parent)
+        n = network.node_count
+        self._scratch = np.full(n, kernels.INF, dtype=np.int64)
+        per_pool = max(1, max_entries * 8 // _ENTRY_BYTES // 2)
+        self._fwd = _LabelPool(n, per_pool)
+        self._bwd = _LabelPool(n, per_pool)
+        self._lock = threading.Lock()
+        self.computed = 0
+
+    def __len__(self) -> int:
+        return self._fwd.count + self._bwd.count
+
+    def table(self, sources: I64, targets: I64) -> I64:
+        """Encoded weights from each source node to each target node (``len(s) x len(t)``).
+
+        Labels missing from the cache are computed (one chain walk each); the table is their
+        combination. ``computed`` counts the labels computed.
+        """
+        src = self._rank[np.asarray(sources, dtype=np.int64)]
+        tgt = self._rank[np.asarray(targets, dtype=np.int64)]
+        with self._lock:
+            self._ensure(self._fwd, self._up, src)
+            self._ensure(self._bwd, self._down, tgt)
+            packed = self._k.combine(
+                self._fwd.offset[src],
+                self._depth[src].astype(np.int64) + 1,
+                self._fwd.values,
+                self._fwd.chain,
+                self._bwd.offset[tgt],
+                self._depth[tgt].astype(np.int64) + 1,
+                self._bwd.values,
+                self._bwd.chain,
+            )
+        return self._decode(packed)
+
+    def _ensure(self, pool: _LabelPool, weight: I64, nodes: I64) -> None:
+        wanted = np.unique(nodes)
+        missing = wanted[pool.offset[wanted] < 0]
+        if not len(missing):
+            return
+        sizes = self._depth[missing].astype(np.int64) + 1
+        if pool.used + int(sizes.sum()) > pool.budget and pool.count:
+            pool.clear()  # over budget: keep only what this request needs
+            missing = wanted
+            sizes = self._depth[missing].astype(np.int64) + 1
+        starts = pool.reserve(missing, sizes)
+        self._k.fill_labels(
+            missing,
+            starts,
+            self._first,
+            self._head,
+            weight,
+            self._parent,
+            self._depth,
+            self._scratch,
+            pool.values,
+            pool.chain,
+        )
+        self.computed += len(missing)
+
+    def _decode(self, packed: I64) -> I64:
+        found = packed < self._k.INF
+        time_ds, units = np.divmod(np.where(found, packed, 0), self.factor)
+        out: I64 = (time_ds << MATRIX_BITS) + units * self.unit_dm
+        out[~found] = NO_PATH
+        return out
+
+
+def _build_hierarchy(network: ModeNetwork, order_path: Path | None, weights: I64) -> dict[str, Any]:
+    """Order (cached or computed), contraction and customization of ``network``."""
+    from app.routing import _label_kernels as kernels
+
+    n = network.node_count
+    csr = network.csr
+    tails = np.repeat(np.arange(n, dtype=np.int64), np.diff(csr.indptr))
+    heads = csr.indices.astype(np.int64)
+    order = _load_order(order_path)
+    if order is None or len(order) != n:
+        rk: Any = importlib.import_module("routingkit_cch")
+        order = np.asarray(
+            rk.compute_order_inertial(
+                n, tails.tolist(), heads.tolist(), network.node_lat.tolist(),
+                network.node_lon.tolist(),
+            ),
+            dtype=np.int64,
+        )
+        if order_path is not None:
+            _save_order(order_path, order)
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n, dtype=np.int64)
+    rt, rh = rank[tails], rank[heads]
+    ends = np.concatenate((rt, rh))
+    others = np.concatenate((rh, rt))
+    by_end = np.argsort(ends, kind="stable")
+    init_first = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(ends, minlength=n), out=init_first[1:])
+    init_head = others[by_end].astype(np.int32)
+    first, head, parent = kernels.contract(n, init_first, init_head)
+    up, down = kernels.initial_weights(first, head, rt, rh, weights.astype(np.int64))
+    kernels.customize(first, head, up, down)
+    return {"rank": rank, "first": first, "head": head, "up": up, "down": down, "parent": parent}
+
+
+def _load_hierarchy(path: Path | None, n: int, factor: int, unit: int) -> dict[str, Any] | None:
+    if path is None or not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        meta = data["meta"].tolist()
+        if meta != [_FORMAT, n, factor, unit]:
+            return None
+        return {k: data[k] for k in ("rank", "first", "head", "up", "down", "parent")}
+
+
+def _save_hierarchy(path: Path, hierarchy: dict[str, Any], factor: int, unit: int) -> None:
+    n = len(hierarchy["rank"])
+    meta = np.array([_FORMAT, n, factor, unit], dtype=np.int64)
+    atomic_write(path, lambda fh: np.savez(fh, meta=meta, **hierarchy))
