@@ -257,9 +257,7 @@ def _time_csr(network: ModeNetwork) -> Any:
     return csr_matrix((data, csr.indices, csr.indptr), shape=csr.shape)
 
 
-def _packing(
-    diameter_ds: int, time_ds: I64, len_dm: I64, limit: int = _RK_INF
-) -> tuple[int, int]:
+def _packing(diameter_ds: int, time_ds: I64, len_dm: I64, limit: int = _RK_INF) -> tuple[int, int]:
     """``(K, unit_dm)`` so that every fastest path packs below ``limit`` (RoutingKit's infinity).
 
     A path of time t has length (in units) at most ``rho * t`` with ``rho`` the largest

@@ -207,7 +207,10 @@ def _build_hierarchy(network: ModeNetwork, order_path: Path | None, weights: I64
         rk: Any = importlib.import_module("routingkit_cch")
         order = np.asarray(
             rk.compute_order_inertial(
-                n, tails.tolist(), heads.tolist(), network.node_lat.tolist(),
+                n,
+                tails.tolist(),
+                heads.tolist(),
+                network.node_lat.tolist(),
                 network.node_lon.tolist(),
             ),
             dtype=np.int64,

@@ -1,4 +1,4 @@
-"""The CCH engine behind the matrix interface: exact times, bounded length rounding, a pair cache.
+"""The CCH engines behind the matrix interface: exact times, bounded length rounding, caches.
 
 Expected figures come from the plain heapq Dijkstra of ``test_large_graph`` (no shared code with
 the engines) on generated grids; the Dijkstra engine is compared too.
@@ -6,10 +6,14 @@ the engines) on generated grids; the Dijkstra engine is compared too.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from app.routing import _label_kernels as kernels
 from app.routing.engines import CCHEngine, RowCache, _packing
+from app.routing.label_engine import LabelEngine
 from app.routing.network import MATRIX_BITS, NO_PATH, ModeNetwork
 from tests.routing.test_large_graph import _grid, _longest_fastest, _reference
 
@@ -96,3 +100,84 @@ def test_cch_pair_cache_keeps_its_budget_and_drops_the_least_recently_used_rows(
     again = engine.table(np.arange(10, dtype=np.int64), targets)
     assert engine.computed > before  # recomputed, and still the same figures
     np.testing.assert_array_equal(again, first)
+
+
+# -- the label engine (own CCH labels, numba) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "seed", "speeds"), [(20, 11, (30.0, 50.0)), (30, 12, (4.5,)), (35, 13, (4.5, 110.0))]
+)
+def test_label_engine_times_and_lengths_are_exact(
+    n: int, seed: int, speeds: tuple[float, ...]
+) -> None:
+    graph = _grid(n, seed, speeds=speeds)
+    net = ModeNetwork.from_graph(graph, [])
+    engine = LabelEngine(net, None, 10**7)
+    assert engine.unit_dm == 1
+    rng = np.random.default_rng(seed)
+    sources = rng.choice(net.node_count, 6, replace=False)
+    targets = rng.choice(net.node_count, 200, replace=False)
+    got = engine.table(sources, targets)
+    for k, s in enumerate(sources.tolist()):
+        ref = _reference(graph, int(net.node_ids[s]))
+        longest = _longest_fastest(graph, ref)
+        for j, t in enumerate(targets.tolist()):
+            node = int(net.node_ids[t])
+            assert got[k, j] >> MATRIX_BITS == ref[node][0]
+            # Ties in time may take any of the fastest paths: its length lies between.
+            assert ref[node][1] <= got[k, j] & _MASK <= longest[node]
+
+
+def test_label_engine_equals_dijkstra_and_adds_only_new_labels() -> None:
+    graph = _grid(28, 14, speeds=(30.0, 50.0, 80.0), one_way_share=0.3)
+    net = ModeNetwork.from_graph(graph, [])
+    labels, dijkstra = LabelEngine(net, None, 10**7), RowCache(net, 10**4)
+    rng = np.random.default_rng(14)
+    nodes = rng.choice(net.node_count, 210, replace=False)
+    old, new = nodes[:200], nodes[200:]
+    first = labels.table(old, old)
+    assert labels.computed == 2 * 200  # a forward and a backward label per node
+    np.testing.assert_array_equal(first, dijkstra.table(old, old))
+    grown = labels.table(nodes, nodes)
+    assert labels.computed == 2 * 210  # only the 10 new nodes were searched
+    np.testing.assert_array_equal(grown, dijkstra.table(nodes, nodes))
+    np.testing.assert_array_equal(labels.table(new, old), grown[200:, :200])
+    assert labels.computed == 2 * 210
+
+
+def test_label_engine_keeps_its_budget_and_answers_the_same() -> None:
+    net = ModeNetwork.from_graph(_grid(16, 15), [])
+    nodes = np.arange(net.node_count, dtype=np.int64)
+    full = LabelEngine(net, None, 10**7).table(nodes, nodes)
+    small = LabelEngine(net, None, max_entries=600)  # ~200 label entries per direction
+    np.testing.assert_array_equal(small.table(nodes[:40], nodes[:40]), full[:40, :40])
+    np.testing.assert_array_equal(small.table(nodes[99:120], nodes[99:130]), full[99:120, 99:130])
+    assert len(small) == 21 + 31  # the earlier labels went; a request always gets all it needs
+
+
+def test_label_engine_reads_its_hierarchy_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    net = ModeNetwork.from_graph(_grid(15, 16), [])
+    graph_file = tmp_path / "drive-key.npz"
+    nodes = np.arange(0, net.node_count, 7, dtype=np.int64)
+    built = LabelEngine(net, graph_file, 10**6).table(nodes, nodes)
+    assert (tmp_path / "drive-key.labels.npz").is_file()
+    assert (tmp_path / "drive-key.cch-order.npz").is_file()
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("a warm load must not contract again")
+
+    monkeypatch.setattr(kernels, "contract", refuse)
+    monkeypatch.setattr(kernels, "customize", refuse)
+    np.testing.assert_array_equal(LabelEngine(net, graph_file, 10**6).table(nodes, nodes), built)
+
+
+def test_label_engine_refuses_a_graph_without_a_diameter_bound() -> None:
+    graph = _grid(6, 17)
+    graph.add_node(-1, x=5.0, y=51.99)
+    graph.add_edge(0, -1, length=500.0, travel_time=60.0)
+    net = ModeNetwork.from_graph(graph, [])
+    with pytest.raises(ValueError, match="strongly connected"):
+        LabelEngine(net, None, 10**6)
