@@ -23,10 +23,12 @@ from typing import Any, TypeVar, cast
 import numba
 import numpy as np
 
+from app.routing.network import NO_PATH
+
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-#: "No path" inside the kernels; two of them still add up inside int64.
-INF = 1 << 60
+#: "No path" inside the kernels (the row encoding's); a few of them still add up inside int64.
+INF = NO_PATH
 
 
 def _njit(fn: _F) -> _F:
@@ -183,6 +185,48 @@ def fill_labels(
         while x != -1:
             scratch[x] = INF
             x = parent[x]
+
+
+@_njit
+def point_labels(
+    nodes: Any, costs: Any, offset: Any, depth: Any, values: Any, chain: Any
+) -> tuple[Any, Any, Any, Any, bool]:
+    """One label per point from the labels of its two road ends ``nodes[i]`` plus ``costs[i]``.
+
+    The two ends of a road are neighbours, so the higher-ranked is an ancestor of the other and
+    its chain a prefix of the other's: the point's label is the deeper end's chain, each entry
+    the cheaper of the two. Returns ``(offsets, lengths, values, chain, ok)``; ``ok`` is False
+    if some pair of ends is not nested (then nothing else is meaningful).
+    """
+    n = nodes.shape[0]
+    lens = np.empty(n, dtype=np.int64)
+    offs = np.empty(n, dtype=np.int64)
+    total = 0
+    for i in range(n):
+        lens[i] = max(depth[nodes[i, 0]], depth[nodes[i, 1]]) + 1
+        offs[i] = total
+        total += lens[i]
+    out = np.empty(total, dtype=np.int64)
+    out_chain = np.empty(total, dtype=np.int32)
+    for i in range(n):
+        a, b = nodes[i, 0], nodes[i, 1]
+        ca, cb = costs[i, 0], costs[i, 1]
+        if depth[a] < depth[b]:
+            a, b = b, a
+            ca, cb = cb, ca
+        oa, ob, base = offset[a], offset[b], offs[i]
+        for k in range(lens[i]):
+            out[base + k] = ca + values[oa + k]
+            out_chain[base + k] = chain[oa + k]
+        if a != b:
+            db = depth[b]
+            if chain[oa + db] != b:
+                return offs, lens, out, out_chain, False
+            for k in range(db + 1):
+                via = cb + values[ob + k]
+                if via < out[base + k]:
+                    out[base + k] = via
+    return offs, lens, out, out_chain, True
 
 
 @_njit

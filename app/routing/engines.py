@@ -22,7 +22,7 @@ import importlib
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -86,6 +86,17 @@ class RowCache:
                     self._rows.popitem(last=False)
                 self.computed += len(part)
         return out
+
+
+@runtime_checkable
+class PointTable(Protocol):
+    """An engine that also answers location-to-location tables (see ``LabelEngine``)."""
+
+    def point_table(
+        self, src_nodes: I64, src_costs: I64, tgt_nodes: I64, tgt_costs: I64
+    ) -> I64 | None:
+        """Min over both road ends of each point; None if the engine cannot fold them."""
+        ...
 
 
 def cch_available() -> bool:

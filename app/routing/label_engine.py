@@ -11,10 +11,16 @@ compiled with numba (:mod:`app.routing._label_kernels`):
   labels of their road ends and combines them with the cached ones;
 - ``dist(s, t)`` is the minimum of ``fwd_s[x] + bwd_t[x]`` over the common ancestors ``x``.
 
-Weights pack both figures as the ``cch`` engine does, ``time_ds * K + length_units``, but in
-int64: the unit is 1 dm on every graph measured, so times and lengths are both exact. The
-contracted and customized graph is cached next to the mode's graph (``.labels.npz``); a warm
-load reads it and customizes nothing.
+Weights are the matrix code's own row encoding, ``time_ds << MATRIX_BITS | length_dm`` in int64:
+sums compare by time, then length, so every figure is the fastest path's (ties by length), exact
+in time and length. That holds while no fastest path reaches 2**31 dm, which the graph's time
+diameter D proves (``r * D`` with ``r`` the largest length/time ratio of an edge); a graph
+without that proof gets another engine. Because the labels are in row encoding, a location's two
+road ends fold into one label with their access costs (:meth:`LabelEngine.point_table`): one
+label per location instead of two, a quarter of the pairs to combine.
+
+The contracted and customized graph is cached next to the mode's graph (``.labels.npz``); a
+warm load reads it and customizes nothing.
 """
 
 from __future__ import annotations
@@ -28,15 +34,13 @@ from typing import Any
 import numpy as np
 
 from app.routing._files import atomic_write
-from app.routing.engines import _load_order, _packing, _save_order, _time_csr
+from app.routing.engines import _load_order, _save_order, _time_csr
 from app.routing.network import I64, MATRIX_BITS, NO_PATH, ModeNetwork, diameter_bound
 
-#: Packed weights of every fastest path stay below this (far below the kernels' INF, 2**60).
-_PACK_LIMIT = 1 << 56
 #: Bytes of one label entry: an int64 distance and the int32 ancestor it belongs to.
 _ENTRY_BYTES = 12
 #: Version of the cached hierarchy file; bump when its content changes.
-_FORMAT = 1
+_FORMAT = 2
 
 
 def labels_available() -> bool:
@@ -111,15 +115,21 @@ class LabelEngine:
         edges = network.csr_edge
         time_ds = network.edge_time_ds[edges]
         len_dm = network.edge_len_dm[edges]
-        self.factor, self.unit_dm = _packing(int(diameter), time_ds, len_dm, _PACK_LIMIT)
+        ratio = int((-(-len_dm // time_ds)).max()) if len(edges) else 0
+        if (ratio * max(1, int(diameter))).bit_length() > MATRIX_BITS:
+            msg = "fastest paths may pass 2**31 dm: the label engine cannot prove exact lengths"
+            raise ValueError(msg)
+        #: Lengths are exact (kept for the status next to the ``cch`` engine's rounding unit).
+        self.unit_dm = 1
+        weights = (time_ds << MATRIX_BITS) + len_dm
+        stamp = [_FORMAT, network.node_count, len(weights), int(weights.sum() % (1 << 61))]
         hier_path = None if cache_path is None else cache_path.with_suffix(".labels.npz")
-        hierarchy = _load_hierarchy(hier_path, network.node_count, self.factor, self.unit_dm)
+        hierarchy = _load_hierarchy(hier_path, stamp)
         if hierarchy is None:
             order_path = None if cache_path is None else cache_path.with_suffix(".cch-order.npz")
-            weights = time_ds * self.factor + np.rint(len_dm / self.unit_dm).astype(np.int64)
             hierarchy = _build_hierarchy(network, order_path, weights)
             if hier_path is not None:
-                _save_hierarchy(hier_path, hierarchy, self.factor, self.unit_dm)
+                _save_hierarchy(hier_path, hierarchy, stamp)
         self._rank: I64 = hierarchy["rank"]
         self._first: I64 = hierarchy["first"]
         self._head = hierarchy["head"]
@@ -161,6 +171,40 @@ class LabelEngine:
             )
         return self._decode(packed)
 
+    def point_table(
+        self, src_nodes: I64, src_costs: I64, tgt_nodes: I64, tgt_costs: I64
+    ) -> I64 | None:
+        """Encoded weights from points to points, each point on a road with two ends.
+
+        Parameters
+        ----------
+        src_nodes, src_costs
+            ``(n, 2)``: the nodes where each origin enters the graph and the encoded cost to
+            reach each (``NO_PATH`` if a direction does not exist).
+        tgt_nodes, tgt_costs
+            ``(m, 2)``: the nodes from which each target is reached and the cost from each.
+
+        Returns
+        -------
+        The ``(n, m)`` minimum over both ends of each point, or None when some point's two
+        nodes are not the ends of one road (then ask :meth:`table`).
+        """
+        src = self._rank[np.asarray(src_nodes, dtype=np.int64)]
+        tgt = self._rank[np.asarray(tgt_nodes, dtype=np.int64)]
+        k = self._k
+        with self._lock:
+            self._ensure(self._fwd, self._up, src.ravel())
+            self._ensure(self._bwd, self._down, tgt.ravel())
+            fwd = k.point_labels(
+                src, src_costs, self._fwd.offset, self._depth, self._fwd.values, self._fwd.chain
+            )
+            bwd = k.point_labels(
+                tgt, tgt_costs, self._bwd.offset, self._depth, self._bwd.values, self._bwd.chain
+            )
+        if not (fwd[4] and bwd[4]):
+            return None
+        return self._decode(k.combine(*fwd[:4], *bwd[:4]))
+
     def _ensure(self, pool: _LabelPool, weight: I64, nodes: I64) -> None:
         wanted = np.unique(nodes)
         missing = wanted[pool.offset[wanted] < 0]
@@ -187,11 +231,8 @@ class LabelEngine:
         self.computed += len(missing)
 
     def _decode(self, packed: I64) -> I64:
-        found = packed < self._k.INF
-        time_ds, units = np.divmod(np.where(found, packed, 0), self.factor)
-        out: I64 = (time_ds << MATRIX_BITS) + units * self.unit_dm
-        out[~found] = NO_PATH
-        return out
+        packed[packed >= NO_PATH] = NO_PATH
+        return packed
 
 
 def _build_hierarchy(network: ModeNetwork, order_path: Path | None, weights: I64) -> dict[str, Any]:
@@ -232,17 +273,15 @@ def _build_hierarchy(network: ModeNetwork, order_path: Path | None, weights: I64
     return {"rank": rank, "first": first, "head": head, "up": up, "down": down, "parent": parent}
 
 
-def _load_hierarchy(path: Path | None, n: int, factor: int, unit: int) -> dict[str, Any] | None:
+def _load_hierarchy(path: Path | None, stamp: list[int]) -> dict[str, Any] | None:
     if path is None or not path.is_file():
         return None
     with np.load(path, allow_pickle=False) as data:
-        meta = data["meta"].tolist()
-        if meta != [_FORMAT, n, factor, unit]:
+        if data["meta"].tolist() != stamp:
             return None
         return {k: data[k] for k in ("rank", "first", "head", "up", "down", "parent")}
 
 
-def _save_hierarchy(path: Path, hierarchy: dict[str, Any], factor: int, unit: int) -> None:
-    n = len(hierarchy["rank"])
-    meta = np.array([_FORMAT, n, factor, unit], dtype=np.int64)
+def _save_hierarchy(path: Path, hierarchy: dict[str, Any], stamp: list[int]) -> None:
+    meta = np.array(stamp, dtype=np.int64)
     atomic_write(path, lambda fh: np.savez(fh, meta=meta, **hierarchy))
