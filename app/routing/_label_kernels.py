@@ -152,38 +152,36 @@ def fill_labels(
     nodes: Any,
     offsets: Any,
     first: Any,
-    head: Any,
+    head_depth: Any,
     weight: Any,
     parent: Any,
     depth: Any,
-    scratch: Any,
     values: Any,
     chain: Any,
 ) -> None:
     """Write the label of ``nodes[i]`` at ``values/chain[offsets[i]:]`` (see module doc).
 
-    ``weight`` is ``up`` for forward labels and ``down`` for backward ones. ``scratch`` has one
-    INF per node and is left that way.
+    ``weight`` is ``up`` for forward labels and ``down`` for backward ones; ``head_depth[e]`` is
+    the depth of edge ``e``'s higher end. Every edge of the chain leads to an ancestor, so the
+    label itself (indexed by depth, a few KB) is the search's distance array.
     """
     for i in range(len(nodes)):
         v = nodes[i]
         base = offsets[i]
-        scratch[v] = 0
+        for k in range(depth[v] + 1):
+            values[base + k] = INF
+        values[base + depth[v]] = 0
         x = v
         while x != -1:
-            dx = scratch[x]
-            values[base + depth[x]] = dx
-            chain[base + depth[x]] = x
+            at = base + depth[x]
+            chain[at] = x
+            dx = values[at]
             if dx < INF:
                 for e in range(first[x], first[x + 1]):
-                    w = head[e]
+                    k = base + head_depth[e]
                     cand = dx + weight[e]
-                    if cand < scratch[w]:
-                        scratch[w] = cand
-            x = parent[x]
-        x = v
-        while x != -1:
-            scratch[x] = INF
+                    if cand < values[k]:
+                        values[k] = cand
             x = parent[x]
 
 
@@ -194,20 +192,21 @@ def point_labels(
     """One label per point from the labels of its two road ends ``nodes[i]`` plus ``costs[i]``.
 
     The two ends of a road are neighbours, so the higher-ranked is an ancestor of the other and
-    its chain a prefix of the other's: the point's label is the deeper end's chain, each entry
-    the cheaper of the two. Returns ``(offsets, lengths, values, chain, ok)``; ``ok`` is False
-    if some pair of ends is not nested (then nothing else is meaningful).
+    its chain a prefix of the other's: the point's label runs along the deeper end's chain
+    (whose offset in ``chain`` is returned), each entry the cheaper of the two. Returns
+    ``(offsets, chain_offsets, lengths, values, ok)``; ``ok`` is False if some pair of ends is
+    not nested (then nothing else is meaningful).
     """
     n = nodes.shape[0]
     lens = np.empty(n, dtype=np.int64)
     offs = np.empty(n, dtype=np.int64)
+    chain_offs = np.empty(n, dtype=np.int64)
     total = 0
     for i in range(n):
         lens[i] = max(depth[nodes[i, 0]], depth[nodes[i, 1]]) + 1
         offs[i] = total
         total += lens[i]
     out = np.empty(total, dtype=np.int64)
-    out_chain = np.empty(total, dtype=np.int32)
     for i in range(n):
         a, b = nodes[i, 0], nodes[i, 1]
         ca, cb = costs[i, 0], costs[i, 1]
@@ -215,56 +214,66 @@ def point_labels(
             a, b = b, a
             ca, cb = cb, ca
         oa, ob, base = offset[a], offset[b], offs[i]
+        chain_offs[i] = oa
         for k in range(lens[i]):
             out[base + k] = ca + values[oa + k]
-            out_chain[base + k] = chain[oa + k]
         if a != b:
             db = depth[b]
             if chain[oa + db] != b:
-                return offs, lens, out, out_chain, False
+                return offs, chain_offs, lens, out, False
             for k in range(db + 1):
                 via = cb + values[ob + k]
                 if via < out[base + k]:
                     out[base + k] = via
-    return offs, lens, out, out_chain, True
+    return offs, chain_offs, lens, out, True
+
+
+#: Targets combined at once: their labels (a few KB each) stay in the core's cache while every
+#: source passes over them.
+_TILE = 48
 
 
 @_njit
 def combine(
     src_off: Any,
+    src_chain_off: Any,
     src_len: Any,
     fwd: Any,
     fwd_chain: Any,
     tgt_off: Any,
+    tgt_chain_off: Any,
     tgt_len: Any,
     bwd: Any,
     bwd_chain: Any,
 ) -> Any:
-    """Packed distances between labelled sources and targets (INF or more: no path).
+    """Distances between labelled sources and targets (INF or more: no path).
 
     The common ancestors are a prefix of both chains; its end is found by binary search, then
     the minimum over the prefix is one contiguous loop.
     """
     out = np.empty((len(src_off), len(tgt_off)), dtype=np.int64)
-    for i in range(len(src_off)):
-        a = src_off[i]
-        la = src_len[i]
-        for j in range(len(tgt_off)):
-            b = tgt_off[j]
-            if fwd_chain[a] != bwd_chain[b]:
-                out[i, j] = INF
-                continue
-            lo = 0  # chains agree at lo
-            hi = min(la, tgt_len[j])  # ... and at no depth >= hi
-            while hi - lo > 1:
-                mid = (lo + hi) >> 1
-                if fwd_chain[a + mid] == bwd_chain[b + mid]:
-                    lo = mid
-                else:
-                    hi = mid
-            best = INF
-            for k in range(lo + 1):
-                cand = fwd[a + k] + bwd[b + k]
-                best = min(best, cand)
-            out[i, j] = best
+    for j0 in range(0, len(tgt_off), _TILE):
+        j1 = min(j0 + _TILE, len(tgt_off))
+        for i in range(len(src_off)):
+            a = src_off[i]
+            ca = src_chain_off[i]
+            la = src_len[i]
+            for j in range(j0, j1):
+                b = tgt_off[j]
+                cb = tgt_chain_off[j]
+                if fwd_chain[ca] != bwd_chain[cb]:
+                    out[i, j] = INF
+                    continue
+                lo = 0  # the chains agree at depth lo
+                hi = min(la, tgt_len[j])  # ... and at no depth >= hi
+                while hi - lo > 1:
+                    mid = (lo + hi) >> 1
+                    if fwd_chain[ca + mid] == bwd_chain[cb + mid]:
+                        lo = mid
+                    else:
+                        hi = mid
+                best = INF
+                for k in range(lo + 1):
+                    best = min(best, fwd[a + k] + bwd[b + k])
+                out[i, j] = best
     return out

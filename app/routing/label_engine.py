@@ -72,7 +72,9 @@ class _LabelPool:
         """Offsets for the labels of ``nodes`` (absent, distinct) of ``sizes`` entries each."""
         total = int(sizes.sum())
         if self.used + total > len(self.values):
-            grown = max(2 * len(self.values), self.used + total, 1 << 16)
+            # The first allocation is the whole budget: untouched pages cost no memory, and a
+            # pool that grows in place never copies its labels.
+            grown = max(2 * len(self.values), self.used + total, self.budget)
             values = np.empty(grown, dtype=np.int64)
             chain = np.empty(grown, dtype=np.int32)
             values[: self.used] = self.values[: self.used]
@@ -138,7 +140,7 @@ class LabelEngine:
         self._parent = hierarchy["parent"]
         self._depth = kernels.depths(self._parent)
         n = network.node_count
-        self._scratch = np.full(n, kernels.INF, dtype=np.int64)
+        self._head_depth = self._depth[self._head]
         per_pool = max(1, max_entries * 8 // _ENTRY_BYTES // 2)
         self._fwd = _LabelPool(n, per_pool)
         self._bwd = _LabelPool(n, per_pool)
@@ -159,12 +161,15 @@ class LabelEngine:
         with self._lock:
             self._ensure(self._fwd, self._up, src)
             self._ensure(self._bwd, self._down, tgt)
+            src_off, tgt_off = self._fwd.offset[src], self._bwd.offset[tgt]
             packed = self._k.combine(
-                self._fwd.offset[src],
+                src_off,
+                src_off,
                 self._depth[src].astype(np.int64) + 1,
                 self._fwd.values,
                 self._fwd.chain,
-                self._bwd.offset[tgt],
+                tgt_off,
+                tgt_off,
                 self._depth[tgt].astype(np.int64) + 1,
                 self._bwd.values,
                 self._bwd.chain,
@@ -201,9 +206,22 @@ class LabelEngine:
             bwd = k.point_labels(
                 tgt, tgt_costs, self._bwd.offset, self._depth, self._bwd.values, self._bwd.chain
             )
-        if not (fwd[4] and bwd[4]):
-            return None
-        return self._decode(k.combine(*fwd[:4], *bwd[:4]))
+            if not (fwd[4] and bwd[4]):
+                return None
+            # Under the lock: the chains are the pools' own (a later request may clear them).
+            packed = k.combine(
+                fwd[0],
+                fwd[1],
+                fwd[2],
+                fwd[3],
+                self._fwd.chain,
+                bwd[0],
+                bwd[1],
+                bwd[2],
+                bwd[3],
+                self._bwd.chain,
+            )
+        return self._decode(packed)
 
     def _ensure(self, pool: _LabelPool, weight: I64, nodes: I64) -> None:
         wanted = np.unique(nodes)
@@ -220,11 +238,10 @@ class LabelEngine:
             missing,
             starts,
             self._first,
-            self._head,
+            self._head_depth,
             weight,
             self._parent,
             self._depth,
-            self._scratch,
             pool.values,
             pool.chain,
         )
