@@ -149,7 +149,7 @@ def depths(parent: Any) -> Any:
 
 @_njit
 def fill_labels(
-    nodes: Any,
+    seeds: Any,
     offsets: Any,
     first: Any,
     head_depth: Any,
@@ -158,20 +158,27 @@ def fill_labels(
     depth: Any,
     values: Any,
     chain: Any,
-) -> None:
-    """Write the label of ``nodes[i]`` at ``values/chain[offsets[i]:]`` (see module doc).
+) -> bool:
+    """Write label ``i`` at ``values/chain[offsets[i]:]`` (see module doc).
 
+    ``seeds[i] = (a, b, cost_a, cost_b)``: the search starts at ``a`` with ``cost_a`` and at
+    ``b`` (an ancestor of ``a``, or ``a`` itself) with ``cost_b``; a node's own label is
+    ``(v, v, 0, INF)``, a location's the two ends of its road with the costs along it.
     ``weight`` is ``up`` for forward labels and ``down`` for backward ones; ``head_depth[e]`` is
     the depth of edge ``e``'s higher end. Every edge of the chain leads to an ancestor, so the
-    label itself (indexed by depth, a few KB) is the search's distance array.
+    label itself (indexed by depth, a few KB) is the search's distance array. Returns False if
+    some ``b`` is not on its ``a``'s chain (those labels are meaningless).
     """
-    for i in range(len(nodes)):
-        v = nodes[i]
+    ok = True
+    for i in range(seeds.shape[0]):
+        a, b = seeds[i, 0], seeds[i, 1]
         base = offsets[i]
-        for k in range(depth[v] + 1):
+        for k in range(depth[a] + 1):
             values[base + k] = INF
-        values[base + depth[v]] = 0
-        x = v
+        values[base + depth[a]] = seeds[i, 2]
+        at_b = base + depth[b]
+        values[at_b] = min(values[at_b], seeds[i, 3])
+        x = a
         while x != -1:
             at = base + depth[x]
             chain[at] = x
@@ -183,49 +190,9 @@ def fill_labels(
                     if cand < values[k]:
                         values[k] = cand
             x = parent[x]
-
-
-@_njit
-def point_labels(
-    nodes: Any, costs: Any, offset: Any, depth: Any, values: Any, chain: Any
-) -> tuple[Any, Any, Any, Any, bool]:
-    """One label per point from the labels of its two road ends ``nodes[i]`` plus ``costs[i]``.
-
-    The two ends of a road are neighbours, so the higher-ranked is an ancestor of the other and
-    its chain a prefix of the other's: the point's label runs along the deeper end's chain
-    (whose offset in ``chain`` is returned), each entry the cheaper of the two. Returns
-    ``(offsets, chain_offsets, lengths, values, ok)``; ``ok`` is False if some pair of ends is
-    not nested (then nothing else is meaningful).
-    """
-    n = nodes.shape[0]
-    lens = np.empty(n, dtype=np.int64)
-    offs = np.empty(n, dtype=np.int64)
-    chain_offs = np.empty(n, dtype=np.int64)
-    total = 0
-    for i in range(n):
-        lens[i] = max(depth[nodes[i, 0]], depth[nodes[i, 1]]) + 1
-        offs[i] = total
-        total += lens[i]
-    out = np.empty(total, dtype=np.int64)
-    for i in range(n):
-        a, b = nodes[i, 0], nodes[i, 1]
-        ca, cb = costs[i, 0], costs[i, 1]
-        if depth[a] < depth[b]:
-            a, b = b, a
-            ca, cb = cb, ca
-        oa, ob, base = offset[a], offset[b], offs[i]
-        chain_offs[i] = oa
-        for k in range(lens[i]):
-            out[base + k] = ca + values[oa + k]
-        if a != b:
-            db = depth[b]
-            if chain[oa + db] != b:
-                return offs, chain_offs, lens, out, False
-            for k in range(db + 1):
-                via = cb + values[ob + k]
-                if via < out[base + k]:
-                    out[base + k] = via
-    return offs, chain_offs, lens, out, True
+        if chain[at_b] != b:
+            ok = False
+    return ok
 
 
 #: Targets combined at once: their labels (a few KB each) stay in the core's cache while every
@@ -236,12 +203,10 @@ _TILE = 48
 @_njit
 def combine(
     src_off: Any,
-    src_chain_off: Any,
     src_len: Any,
     fwd: Any,
     fwd_chain: Any,
     tgt_off: Any,
-    tgt_chain_off: Any,
     tgt_len: Any,
     bwd: Any,
     bwd_chain: Any,
@@ -256,19 +221,17 @@ def combine(
         j1 = min(j0 + _TILE, len(tgt_off))
         for i in range(len(src_off)):
             a = src_off[i]
-            ca = src_chain_off[i]
             la = src_len[i]
             for j in range(j0, j1):
                 b = tgt_off[j]
-                cb = tgt_chain_off[j]
-                if fwd_chain[ca] != bwd_chain[cb]:
+                if fwd_chain[a] != bwd_chain[b]:
                     out[i, j] = INF
                     continue
                 lo = 0  # the chains agree at depth lo
                 hi = min(la, tgt_len[j])  # ... and at no depth >= hi
                 while hi - lo > 1:
                     mid = (lo + hi) >> 1
-                    if fwd_chain[ca + mid] == bwd_chain[cb + mid]:
+                    if fwd_chain[a + mid] == bwd_chain[b + mid]:
                         lo = mid
                     else:
                         hi = mid

@@ -49,27 +49,28 @@ def labels_available() -> bool:
 
 
 class _LabelPool:
-    """Labels of one direction for any number of nodes, in two flat arrays.
+    """Labels of one direction keyed by their seeds ``(a, b, cost_a, cost_b)``, in flat arrays.
 
     When the pool would pass its budget it is emptied and refilled with what the current
     request needs: a request is never short of labels, and the memory stays bounded.
     """
 
-    def __init__(self, n: int, budget_entries: int) -> None:
-        self.offset = np.full(n, -1, dtype=np.int64)
+    def __init__(self, budget_entries: int) -> None:
+        self.index: dict[tuple[int, int, int, int], int] = {}
         self.values = np.empty(0, dtype=np.int64)
         self.chain = np.empty(0, dtype=np.int32)
         self.used = 0
-        self.count = 0
         self.budget = max(1, budget_entries)
 
-    def clear(self) -> None:
-        self.offset[:] = -1
-        self.used = 0
-        self.count = 0
+    def __len__(self) -> int:
+        return len(self.index)
 
-    def reserve(self, nodes: I64, sizes: I64) -> I64:
-        """Offsets for the labels of ``nodes`` (absent, distinct) of ``sizes`` entries each."""
+    def clear(self) -> None:
+        self.index.clear()
+        self.used = 0
+
+    def reserve(self, keys: list[tuple[int, int, int, int]], sizes: I64) -> I64:
+        """Offsets for the labels of ``keys`` (absent, distinct) of ``sizes`` entries each."""
         total = int(sizes.sum())
         if self.used + total > len(self.values):
             # The first allocation is the whole budget: untouched pages cost no memory, and a
@@ -81,9 +82,8 @@ class _LabelPool:
             chain[: self.used] = self.chain[: self.used]
             self.values, self.chain = values, chain
         starts = self.used + np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
-        self.offset[nodes] = starts
+        self.index.update(zip(keys, starts.tolist(), strict=True))
         self.used += total
-        self.count += len(nodes)
         return starts
 
 
@@ -139,16 +139,15 @@ class LabelEngine:
         self._down: I64 = hierarchy["down"]
         self._parent = hierarchy["parent"]
         self._depth = kernels.depths(self._parent)
-        n = network.node_count
         self._head_depth = self._depth[self._head]
         per_pool = max(1, max_entries * 8 // _ENTRY_BYTES // 2)
-        self._fwd = _LabelPool(n, per_pool)
-        self._bwd = _LabelPool(n, per_pool)
+        self._fwd = _LabelPool(per_pool)
+        self._bwd = _LabelPool(per_pool)
         self._lock = threading.Lock()
         self.computed = 0
 
     def __len__(self) -> int:
-        return self._fwd.count + self._bwd.count
+        return len(self._fwd) + len(self._bwd)
 
     def table(self, sources: I64, targets: I64) -> I64:
         """Encoded weights from each source node to each target node (``len(s) x len(t)``).
@@ -156,30 +155,21 @@ class LabelEngine:
         Labels missing from the cache are computed (one chain walk each); the table is their
         combination. ``computed`` counts the labels computed.
         """
-        src = self._rank[np.asarray(sources, dtype=np.int64)]
-        tgt = self._rank[np.asarray(targets, dtype=np.int64)]
-        with self._lock:
-            self._ensure(self._fwd, self._up, src)
-            self._ensure(self._bwd, self._down, tgt)
-            src_off, tgt_off = self._fwd.offset[src], self._bwd.offset[tgt]
-            packed = self._k.combine(
-                src_off,
-                src_off,
-                self._depth[src].astype(np.int64) + 1,
-                self._fwd.values,
-                self._fwd.chain,
-                tgt_off,
-                tgt_off,
-                self._depth[tgt].astype(np.int64) + 1,
-                self._bwd.values,
-                self._bwd.chain,
-            )
-        return self._decode(packed)
+        src = self._node_seeds(np.asarray(sources, dtype=np.int64))
+        tgt = self._node_seeds(np.asarray(targets, dtype=np.int64))
+        out = self._combine(src, tgt)
+        if out is None:  # a node is its own ancestor: cannot happen
+            msg = "node labels failed"
+            raise RuntimeError(msg)
+        return out
 
     def point_table(
         self, src_nodes: I64, src_costs: I64, tgt_nodes: I64, tgt_costs: I64
     ) -> I64 | None:
         """Encoded weights from points to points, each point on a road with two ends.
+
+        One label per point (its two road ends seeded with their costs), cached by those
+        seeds, so a re-plan that keeps its points computes no label again.
 
         Parameters
         ----------
@@ -194,62 +184,79 @@ class LabelEngine:
         The ``(n, m)`` minimum over both ends of each point, or None when some point's two
         nodes are not the ends of one road (then ask :meth:`table`).
         """
-        src = self._rank[np.asarray(src_nodes, dtype=np.int64)]
-        tgt = self._rank[np.asarray(tgt_nodes, dtype=np.int64)]
-        k = self._k
+        return self._combine(
+            self._point_seeds(src_nodes, src_costs), self._point_seeds(tgt_nodes, tgt_costs)
+        )
+
+    # -- seeds and labels -----------------------------------------------------------------------
+
+    def _node_seeds(self, nodes: I64) -> I64:
+        rank = self._rank[nodes]
+        inf = np.full(len(rank), NO_PATH, dtype=np.int64)
+        return np.column_stack((rank, rank, np.zeros(len(rank), dtype=np.int64), inf))
+
+    def _point_seeds(self, nodes: I64, costs: I64) -> I64:
+        """``(a, b, cost_a, cost_b)`` per point: ``a`` the deeper end (one key per point)."""
+        rank = self._rank[np.asarray(nodes, dtype=np.int64)]
+        costs = np.minimum(np.asarray(costs, dtype=np.int64), NO_PATH)
+        swap = self._depth[rank[:, 0]] < self._depth[rank[:, 1]]
+        rank = np.where(swap[:, None], rank[:, ::-1], rank)
+        costs = np.where(swap[:, None], costs[:, ::-1], costs)
+        same = rank[:, 0] == rank[:, 1]
+        first = np.where(same, costs.min(axis=1), costs[:, 0])
+        second = np.where(same, NO_PATH, costs[:, 1])
+        return np.column_stack((rank[:, 0], rank[:, 1], first, second))
+
+    def _combine(self, src: I64, tgt: I64) -> I64 | None:
         with self._lock:
-            self._ensure(self._fwd, self._up, src.ravel())
-            self._ensure(self._bwd, self._down, tgt.ravel())
-            fwd = k.point_labels(
-                src, src_costs, self._fwd.offset, self._depth, self._fwd.values, self._fwd.chain
-            )
-            bwd = k.point_labels(
-                tgt, tgt_costs, self._bwd.offset, self._depth, self._bwd.values, self._bwd.chain
-            )
-            if not (fwd[4] and bwd[4]):
+            src_off = self._labels(self._fwd, self._up, src)
+            tgt_off = self._labels(self._bwd, self._down, tgt)
+            if src_off is None or tgt_off is None:
                 return None
-            # Under the lock: the chains are the pools' own (a later request may clear them).
-            packed = k.combine(
-                fwd[0],
-                fwd[1],
-                fwd[2],
-                fwd[3],
+            # Under the lock: a later request may clear the pools.
+            packed: I64 = self._k.combine(
+                src_off,
+                self._depth[src[:, 0]].astype(np.int64) + 1,
+                self._fwd.values,
                 self._fwd.chain,
-                bwd[0],
-                bwd[1],
-                bwd[2],
-                bwd[3],
+                tgt_off,
+                self._depth[tgt[:, 0]].astype(np.int64) + 1,
+                self._bwd.values,
                 self._bwd.chain,
             )
-        return self._decode(packed)
-
-    def _ensure(self, pool: _LabelPool, weight: I64, nodes: I64) -> None:
-        wanted = np.unique(nodes)
-        missing = wanted[pool.offset[wanted] < 0]
-        if not len(missing):
-            return
-        sizes = self._depth[missing].astype(np.int64) + 1
-        if pool.used + int(sizes.sum()) > pool.budget and pool.count:
-            pool.clear()  # over budget: keep only what this request needs
-            missing = wanted
-            sizes = self._depth[missing].astype(np.int64) + 1
-        starts = pool.reserve(missing, sizes)
-        self._k.fill_labels(
-            missing,
-            starts,
-            self._first,
-            self._head_depth,
-            weight,
-            self._parent,
-            self._depth,
-            pool.values,
-            pool.chain,
-        )
-        self.computed += len(missing)
-
-    def _decode(self, packed: I64) -> I64:
         packed[packed >= NO_PATH] = NO_PATH
         return packed
+
+    def _labels(self, pool: _LabelPool, weight: I64, seeds: I64) -> I64 | None:
+        """Offsets of the labels of ``seeds`` in ``pool``, computing the missing ones."""
+        keys = list(map(tuple, seeds.tolist()))
+        missing = list(dict.fromkeys(k for k in keys if k not in pool.index))
+        if missing:
+            rows = np.array(missing, dtype=np.int64)
+            sizes = self._depth[rows[:, 0]].astype(np.int64) + 1
+            if pool.used + int(sizes.sum()) > pool.budget and len(pool):
+                pool.clear()  # over budget: keep only what this request needs
+                missing = list(dict.fromkeys(keys))
+                rows = np.array(missing, dtype=np.int64)
+                sizes = self._depth[rows[:, 0]].astype(np.int64) + 1
+            starts = pool.reserve(missing, sizes)
+            ok = self._k.fill_labels(
+                rows,
+                starts,
+                self._first,
+                self._head_depth,
+                weight,
+                self._parent,
+                self._depth,
+                pool.values,
+                pool.chain,
+            )
+            self.computed += len(missing)
+            if not ok:
+                pool.clear()
+                return None
+        index = pool.index
+        return np.array([index[k] for k in keys], dtype=np.int64)
 
 
 def _build_hierarchy(network: ModeNetwork, order_path: Path | None, weights: I64) -> dict[str, Any]:
