@@ -14,6 +14,7 @@ import pytest
 from app.routing import _label_kernels as kernels
 from app.routing.engines import CCHEngine, RowCache, _packing
 from app.routing.label_engine import LabelEngine
+from app.routing.matrix import anchor, extend_matrix, travel_matrix
 from app.routing.network import MATRIX_BITS, NO_PATH, ModeNetwork
 from tests.routing.test_large_graph import _grid, _longest_fastest, _reference
 
@@ -181,3 +182,26 @@ def test_label_engine_refuses_a_graph_without_a_diameter_bound() -> None:
     net = ModeNetwork.from_graph(graph, [])
     with pytest.raises(ValueError, match="strongly connected"):
         LabelEngine(net, None, 10**6)
+
+
+def test_label_engine_point_labels_give_the_dijkstra_matrix_and_extend_reuses_them() -> None:
+    net = ModeNetwork.from_graph(_grid(24, 18, one_way_share=0.3), [])
+    rng = np.random.default_rng(18)
+    lon = rng.uniform(net.node_lon.min(), net.node_lon.max(), 130)
+    lat = rng.uniform(net.node_lat.min(), net.node_lat.max(), 130)
+    lon[5], lat[5] = lon[4], lat[4]  # two visits at one address
+    pos = net.locate(lon, lat)
+    points = anchor(net, pos, 10 / 3.6, np.column_stack((lon, lat)))
+    old = anchor(net, net.locate(lon[:120], lat[:120]), 10 / 3.6, np.column_stack((lon, lat))[:120])
+    new = anchor(net, net.locate(lon[120:], lat[120:]), 10 / 3.6, np.column_stack((lon, lat))[120:])
+    labels = LabelEngine(net, None, 10**7)
+    expected = travel_matrix(net, points, RowCache(net, 10**4))
+    got = travel_matrix(net, old, labels)
+    np.testing.assert_array_equal(got.durations, expected.durations[:120, :120])
+    np.testing.assert_array_equal(got.distances, expected.distances[:120, :120])
+    # One forward and one backward label per location; the two at one address share theirs.
+    assert labels.computed == 2 * 119
+    grown = extend_matrix(net, old, new, got, labels)
+    np.testing.assert_array_equal(grown.durations, expected.durations)
+    np.testing.assert_array_equal(grown.distances, expected.distances)
+    assert labels.computed == 2 * 129  # the old locations' labels came from the cache
