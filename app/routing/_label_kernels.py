@@ -148,11 +148,48 @@ def depths(parent: Any) -> Any:
 
 
 @_njit
+def runs(first: Any, head_depth: Any) -> tuple[Any, Any, Any, Any, Any]:
+    """Each node's edges as runs of consecutive depths, for searches to relax as slices.
+
+    A node's edges in increasing rank lead to ancestors of decreasing depth; nested dissection
+    ranks each separator consecutively, so they fall into a few long runs (one per ancestor
+    separator). Returns ``(run_first, run_edge, run_len, run_low, perm)``: node ``x`` owns runs
+    ``run_first[x]:run_first[x + 1]``; run ``r`` covers depths ``run_low[r]`` upwards, with
+    weights at ``run_edge[r]:run_edge[r] + run_len[r]`` of ``weight[perm]`` in that order.
+    """
+    n = len(first) - 1
+    m = len(head_depth)
+    run_first = np.zeros(n + 1, dtype=np.int64)
+    run_edge = np.empty(m, dtype=np.int64)
+    run_len = np.empty(m, dtype=np.int64)
+    r = 0
+    for x in range(n):
+        for e in range(first[x], first[x + 1]):
+            if e > first[x] and head_depth[e] == head_depth[e - 1] - 1:
+                run_len[r - 1] += 1
+            else:
+                run_edge[r] = e
+                run_len[r] = 1
+                r += 1
+        run_first[x + 1] = r
+    run_low = np.empty(r, dtype=np.int64)
+    perm = np.empty(m, dtype=np.int64)
+    for k in range(r):
+        e, size = run_edge[k], run_len[k]
+        run_low[k] = head_depth[e + size - 1]
+        for t in range(size):
+            perm[e + t] = e + size - 1 - t
+    return run_first, run_edge[:r].copy(), run_len[:r].copy(), run_low, perm
+
+
+@_njit
 def fill_labels(
     seeds: Any,
     offsets: Any,
-    first: Any,
-    head_depth: Any,
+    run_first: Any,
+    run_edge: Any,
+    run_len: Any,
+    run_low: Any,
     weight: Any,
     parent: Any,
     depth: Any,
@@ -164,8 +201,8 @@ def fill_labels(
     ``seeds[i] = (a, b, cost_a, cost_b)``: the search starts at ``a`` with ``cost_a`` and at
     ``b`` (an ancestor of ``a``, or ``a`` itself) with ``cost_b``; a node's own label is
     ``(v, v, 0, INF)``, a location's the two ends of its road with the costs along it.
-    ``weight`` is ``up`` for forward labels and ``down`` for backward ones; ``head_depth[e]`` is
-    the depth of edge ``e``'s higher end. Every edge of the chain leads to an ancestor, so the
+    ``weight`` is ``up`` for forward labels and ``down`` for backward ones, in the order of the
+    runs (:func:`runs`). Every edge of the chain leads to an ancestor, so the
     label itself (indexed by depth, a few KB) is the search's distance array. Returns False if
     some ``b`` is not on its ``a``'s chain (those labels are meaningless).
     """
@@ -184,11 +221,13 @@ def fill_labels(
             chain[at] = x
             dx = values[at]
             if dx < INF:
-                for e in range(first[x], first[x + 1]):
-                    k = base + head_depth[e]
-                    cand = dx + weight[e]
-                    if cand < values[k]:
-                        values[k] = cand
+                for r in range(run_first[x], run_first[x + 1]):
+                    e, size = run_edge[r], run_len[r]
+                    seg = values[base + run_low[r] : base + run_low[r] + size]
+                    ws = weight[e : e + size]
+                    for t in range(size):
+                        cand = dx + ws[t]
+                        seg[t] = cand if cand < seg[t] else seg[t]
             x = parent[x]
         if chain[at_b] != b:
             ok = False

@@ -133,13 +133,15 @@ class LabelEngine:
             if hier_path is not None:
                 _save_hierarchy(hier_path, hierarchy, stamp)
         self._rank: I64 = hierarchy["rank"]
-        self._first: I64 = hierarchy["first"]
-        self._head = hierarchy["head"]
-        self._up: I64 = hierarchy["up"]
-        self._down: I64 = hierarchy["down"]
         self._parent = hierarchy["parent"]
         self._depth = kernels.depths(self._parent)
-        self._head_depth = self._depth[self._head]
+        run_first, run_edge, run_len, run_low, perm = kernels.runs(
+            hierarchy["first"], self._depth[hierarchy["head"]]
+        )
+        self._runs = (run_first, run_edge, run_len, run_low)
+        # Weights in run order: a search reads each run as one contiguous slice.
+        self._up: I64 = hierarchy["up"][perm]
+        self._down: I64 = hierarchy["down"][perm]
         per_pool = max(1, max_entries * 8 // _ENTRY_BYTES // 2)
         self._fwd = _LabelPool(per_pool)
         self._bwd = _LabelPool(per_pool)
@@ -243,8 +245,7 @@ class LabelEngine:
             ok = self._k.fill_labels(
                 rows,
                 starts,
-                self._first,
-                self._head_depth,
+                *self._runs,
                 weight,
                 self._parent,
                 self._depth,
