@@ -151,6 +151,12 @@ class LabelEngine:
     def __len__(self) -> int:
         return len(self._fwd) + len(self._bwd)
 
+    def clear(self) -> None:
+        """Forget every cached label (benchmarks: time a table from nothing)."""
+        with self._lock:
+            self._fwd.clear()
+            self._bwd.clear()
+
     def table(self, sources: I64, targets: I64) -> I64:
         """Encoded weights from each source node to each target node (``len(s) x len(t)``).
 
