@@ -62,7 +62,8 @@ class RoutingSettings:
     largest_component
         Keep only the largest strongly connected component of each mode (recommended).
     row_cache_mb
-        Memory budget of the per-mode shortest-path cache (rows or pairs keyed by node).
+        Memory budget of the per-mode shortest-path cache (labels by location, rows or pairs
+        by node, depending on the engine).
     matrix_engine
         ``"labels"`` (the project's CCH labels compiled with numba, on RoutingKit's order),
         ``"cch"`` (RoutingKit's customizable contraction hierarchy, package ``routingkit-cch``),
