@@ -376,6 +376,10 @@ def _path_table(net: ModeNetwork, settings: RoutingSettings, npz: Path | None) -
         except ValueError:
             if engine == "labels":
                 raise
+        except (ImportError, RuntimeError) as exc:  # numba unusable here (no JIT, no cache dir)
+            if engine == "labels":
+                raise
+            log.warning("label engine unavailable (%s); using the next engine", exc)
     if engine == "cch" or (auto and cch_available()):
         order = None if npz is None else npz.with_suffix(".cch-order.npz")
         try:
