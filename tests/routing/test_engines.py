@@ -16,6 +16,8 @@ from app.routing.engines import CCHEngine, RowCache, _packing
 from app.routing.label_engine import LabelEngine
 from app.routing.matrix import anchor, extend_matrix, travel_matrix
 from app.routing.network import MATRIX_BITS, NO_PATH, ModeNetwork
+from app.routing.region import _path_table
+from app.routing.settings import RoutingSettings
 from tests.routing.test_large_graph import _grid, _longest_fastest, _reference
 
 pytest.importorskip("routingkit_cch")
@@ -205,3 +207,15 @@ def test_label_engine_point_labels_give_the_dijkstra_matrix_and_extend_reuses_th
     np.testing.assert_array_equal(grown.durations, expected.durations)
     np.testing.assert_array_equal(grown.distances, expected.distances)
     assert labels.computed == 2 * 129  # the old locations' labels came from the cache
+
+
+def test_auto_picks_the_label_engine_and_dijkstra_without_a_diameter_bound() -> None:
+    net = ModeNetwork.from_graph(_grid(8, 19), [])
+    assert getattr(_path_table(net, RoutingSettings(), None), "name", "") == "labels"
+    forced = _path_table(net, RoutingSettings(matrix_engine="cch"), None)
+    assert getattr(forced, "name", "") == "cch"
+    graph = _grid(6, 20)
+    graph.add_node(-1, x=5.0, y=51.99)
+    graph.add_edge(0, -1, length=500.0, travel_time=60.0)
+    cut = ModeNetwork.from_graph(graph, [])
+    assert getattr(_path_table(cut, RoutingSettings(), None), "name", "") == "dijkstra"
