@@ -7,8 +7,9 @@ compiled with numba (:mod:`app.routing._label_kernels`):
 - the contracted graph is the order's chordal completion; its elimination tree gives every
   node's upward search space as the node's chain of ancestors;
 - a node's forward (backward) label is the distance to (from) each ancestor, one walk up the
-  chain; labels are kept per node, so a re-plan that adds a few locations computes only the
-  labels of their road ends and combines them with the cached ones;
+  chain; a location's label is one walk seeded at both ends of its road. Labels are kept per
+  location (per node for node tables), so a re-plan that adds a few locations computes only
+  their labels and combines them with the cached ones;
 - ``dist(s, t)`` is the minimum of ``fwd_s[x] + bwd_t[x]`` over the common ancestors ``x``.
 
 Weights are the matrix code's own row encoding, ``time_ds << MATRIX_BITS | length_dm`` in int64:
@@ -28,6 +29,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import threading
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +90,7 @@ class _LabelPool:
 
 
 class LabelEngine:
-    """Label-based CCH engine with labels cached per node (see module doc).
+    """Label-based CCH engine with labels cached per location or node (see module doc).
 
     Parameters
     ----------
@@ -107,7 +109,6 @@ class LabelEngine:
         from app.routing import _label_kernels as kernels
 
         self._k = kernels
-        self._network = network
         diameter = network.meta.get("diameter_ds")
         if diameter is None:
             diameter = diameter_bound(_time_csr(network), hub=network.central_node())
@@ -305,12 +306,16 @@ def _build_hierarchy(network: ModeNetwork, order_path: Path | None, weights: I64
 
 
 def _load_hierarchy(path: Path | None, stamp: list[int]) -> dict[str, Any] | None:
+    """The cached hierarchy if ``path`` holds one for this graph; None means build it."""
     if path is None or not path.is_file():
         return None
-    with np.load(path, allow_pickle=False) as data:
-        if data["meta"].tolist() != stamp:
-            return None
-        return {k: data[k] for k in ("rank", "first", "head", "up", "down", "parent")}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if data["meta"].tolist() != stamp:
+                return None
+            return {k: data[k] for k in ("rank", "first", "head", "up", "down", "parent")}
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):  # damaged: rebuild, rewrite
+        return None
 
 
 def _save_hierarchy(path: Path, hierarchy: dict[str, Any], stamp: list[int]) -> None:

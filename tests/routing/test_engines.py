@@ -219,3 +219,15 @@ def test_auto_picks_the_label_engine_and_dijkstra_without_a_diameter_bound() -> 
     graph.add_edge(0, -1, length=500.0, travel_time=60.0)
     cut = ModeNetwork.from_graph(graph, [])
     assert getattr(_path_table(cut, RoutingSettings(), None), "name", "") == "dijkstra"
+
+
+def test_label_engine_rebuilds_a_damaged_or_foreign_hierarchy_file(tmp_path: Path) -> None:
+    net = ModeNetwork.from_graph(_grid(10, 21), [])
+    other = ModeNetwork.from_graph(_grid(10, 22, speeds=(50.0,)), [])
+    graph_file = tmp_path / "drive-key.npz"
+    nodes = np.arange(net.node_count, dtype=np.int64)
+    expected = LabelEngine(net, None, 10**6).table(nodes, nodes)
+    (tmp_path / "drive-key.labels.npz").write_bytes(b"not a zip file")
+    np.testing.assert_array_equal(LabelEngine(net, graph_file, 10**6).table(nodes, nodes), expected)
+    LabelEngine(other, graph_file, 10**6)  # same size, other weights: its own hierarchy
+    np.testing.assert_array_equal(LabelEngine(net, graph_file, 10**6).table(nodes, nodes), expected)
