@@ -270,20 +270,20 @@ def _time_csr(network: ModeNetwork) -> Any:
     return csr_matrix((data, csr.indices, csr.indptr), shape=csr.shape)
 
 
-def _packing(diameter_ds: int, time_ds: I64, len_dm: I64, limit: int = _RK_INF) -> tuple[int, int]:
-    """``(K, unit_dm)`` so that every fastest path packs below ``limit`` (RoutingKit's infinity).
+def _packing(diameter_ds: int, time_ds: I64, len_dm: I64) -> tuple[int, int]:
+    """``(K, unit_dm)`` so that every fastest path packs below RoutingKit's infinity.
 
     A path of time t has length (in units) at most ``rho * t`` with ``rho`` the largest
     units-per-tenth-second of any edge; ``K = max(units * D // time) + 1`` exceeds ``rho * D``,
     so for every path of time <= D the length part stays below K and ``t * K + length`` below
-    ``(D + 1) * K``, which must stay below ``limit``. The unit doubles until it does.
+    ``(D + 1) * K``, which must stay below RoutingKit's infinity. The unit doubles until it does.
     """
     d = max(1, diameter_ds)
     unit = 1
     while True:
         units = np.rint(len_dm / unit).astype(np.int64)
         factor = int((units * d // time_ds).max()) + 1 if len(units) else 1
-        if (d + 1) * factor < limit:
+        if (d + 1) * factor < _RK_INF:
             return factor, unit
         unit *= 2
 
