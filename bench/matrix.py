@@ -22,6 +22,7 @@ from pathlib import Path
 
 from app.domain import UNREACHABLE, TravelMatrix, TravelMode
 from app.routing import Region, RoutingSettings, load_region
+from app.routing.settings import MATRIX_ENGINES
 from bench._grid import write_grid_city
 from bench._routing_points import sample_points
 
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     parser.add_argument("--district", type=int, default=300, help="points of the district matrix")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
-        "--engine", choices=["auto", "cch", "dijkstra"], default="auto", help="matrix engine"
+        "--engine", choices=list(MATRIX_ENGINES), default="auto", help="matrix engine"
     )
     args = parser.parse_args(argv)
     modes = [TravelMode(m.strip()) for m in args.mode.split(",") if m.strip()]

@@ -121,8 +121,23 @@ def _routingkit(net: ModeNetwork) -> Table:
     return table
 
 
+def _labels(net: ModeNetwork) -> Table:
+    from app.routing.label_engine import LabelEngine
+    from app.routing.network import MATRIX_BITS, NO_PATH
+
+    engine = LabelEngine(net, None, 1 << 27)
+
+    def table(sources: list[int], targets: list[int]) -> F64:
+        engine.clear()  # no labels left over from the probe: every table from nothing
+        enc = engine.table(np.array(sources, dtype=np.int64), np.array(targets, dtype=np.int64))
+        return np.where(enc >= NO_PATH, np.inf, (enc >> MATRIX_BITS).astype(np.float64))
+
+    return table
+
+
 ENGINES: dict[str, Callable[[ModeNetwork], Table]] = {
     "scipy": _scipy,
+    "labels": _labels,
     "routingkit-cch": _routingkit,
     "igraph": _igraph,
     "networkit": _networkit,

@@ -1,8 +1,10 @@
 """Shortest-path engines behind the matrix code: node-to-node tables with a cache keyed by node.
 
-Both engines answer :meth:`table` (sources x targets, row-encoded ``time_ds << MATRIX_BITS |
-length_dm``, ``NO_PATH`` where there is none) and keep what they computed per source node, so
-a re-plan that adds a few locations computes only the new rows and columns.
+Every engine answers :meth:`table` (sources x targets, row-encoded ``time_ds << MATRIX_BITS |
+length_dm``, ``NO_PATH`` where there is none) and keeps what it computed per node, so a re-plan
+that adds a few locations computes only the new rows and columns. The default engine, the
+label engine of :mod:`app.routing.label_engine`, also answers location-to-location tables
+(:class:`PointTable`). This module holds the other two:
 
 - :class:`RowCache` (``dijkstra``): scipy's Dijkstra, a full row (every node) per source node.
   Exact in time and length. Cost grows with the graph: every row visits every node.
@@ -22,7 +24,7 @@ import importlib
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -86,6 +88,17 @@ class RowCache:
                     self._rows.popitem(last=False)
                 self.computed += len(part)
         return out
+
+
+@runtime_checkable
+class PointTable(Protocol):
+    """An engine that also answers location-to-location tables (see ``LabelEngine``)."""
+
+    def point_table(
+        self, src_nodes: I64, src_costs: I64, tgt_nodes: I64, tgt_costs: I64
+    ) -> I64 | None:
+        """Min over both road ends of each point; None if the engine cannot fold them."""
+        ...
 
 
 def cch_available() -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.domain import UNREACHABLE, TravelMatrix
-from app.routing.engines import PathTable
+from app.routing.engines import PathTable, PointTable
 from app.routing.network import F64, I64, NO_PATH, ModeNetwork, Positions
 
 
@@ -147,6 +147,27 @@ def travel_block(
     n, m = len(origins), len(targets)
     if n == 0 or m == 0:
         return np.zeros((n, m), dtype=np.int64), np.zeros((n, m), dtype=np.int64)
+    best = None
+    if isinstance(cache, PointTable):
+        best = cache.point_table(
+            origins.entry_nodes, origins.entry_costs, targets.exit_nodes, targets.exit_costs
+        )
+    if best is None:
+        best = _node_level_block(origins, targets, cache)
+    _shortcuts_along_shared_roads(network, origins, targets, best)
+    reachable = best < NO_PATH
+    total = np.where(reachable, best + origins.access[:, None] + targets.access[None, :], 0)
+    time_ds, len_dm = network.decode(total)
+    cap = UNREACHABLE - 1
+    durations = np.where(reachable, np.minimum((time_ds + 5) // 10, cap), UNREACHABLE)
+    distances = np.where(reachable, np.minimum((len_dm + 5) // 10, cap), UNREACHABLE)
+    _zero_identical(origins.origin, targets.origin, durations, distances)
+    return durations, distances
+
+
+def _node_level_block(origins: Anchors, targets: Anchors, cache: PathTable) -> I64:
+    """Encoded cost between anchored points from the engine's node-to-node table."""
+    n, m = len(origins), len(targets)
     sources, src_idx = np.unique(origins.entry_nodes, return_inverse=True)
     exits, tgt_idx = np.unique(targets.exit_nodes, return_inverse=True)
     src_idx = src_idx.reshape(n, 2)
@@ -157,19 +178,11 @@ def travel_block(
         sub[:, tgt_idx[:, 0]] + targets.exit_costs[:, 0][None, :],
         sub[:, tgt_idx[:, 1]] + targets.exit_costs[:, 1][None, :],
     )
-    best = np.minimum(
+    best: I64 = np.minimum(
         into[src_idx[:, 0]] + origins.entry_costs[:, 0][:, None],
         into[src_idx[:, 1]] + origins.entry_costs[:, 1][:, None],
     )
-    _shortcuts_along_shared_roads(network, origins, targets, best)
-    reachable = best < NO_PATH
-    total = np.where(reachable, best + origins.access[:, None] + targets.access[None, :], 0)
-    time_ds, len_dm = network.decode(total)
-    cap = UNREACHABLE - 1
-    durations = np.where(reachable, np.minimum((time_ds + 5) // 10, cap), UNREACHABLE)
-    distances = np.where(reachable, np.minimum((len_dm + 5) // 10, cap), UNREACHABLE)
-    _zero_identical(origins.origin, targets.origin, durations, distances)
-    return durations, distances
+    return best
 
 
 def _zero_identical(a: F64, b: F64, durations: I64, distances: I64) -> None:

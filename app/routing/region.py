@@ -24,6 +24,7 @@ from app.routing.engines import CCHEngine, PathTable, RowCache, cch_available
 from app.routing.errors import NoRoute, OffRoadLocation, UnknownMode, UnreachableLocation
 from app.routing.geocode import OfflineGeocoder
 from app.routing.graph import build_graph, graph_from_place
+from app.routing.label_engine import LabelEngine, labels_available
 from app.routing.matrix import (
     Anchors,
     along_edge,
@@ -367,11 +368,23 @@ def _path_table(net: ModeNetwork, settings: RoutingSettings, npz: Path | None) -
     """The configured engine over ``net`` (see :attr:`RoutingSettings.matrix_engine`)."""
     budget = int(settings.row_cache_mb * 2**20 // 8)
     engine = settings.matrix_engine
-    order = None if npz is None else npz.with_suffix(".cch-order.npz")
-    if engine == "cch" or (engine == "auto" and net.node_count > 1 and cch_available()):
+    auto = engine == "auto" and net.node_count > 1
+    # Both CCH engines need a strongly connected graph (a packing bound): else Dijkstra is exact.
+    if engine == "labels" or (auto and labels_available()):
+        try:
+            return LabelEngine(net, npz, budget)
+        except ValueError:
+            if engine == "labels":
+                raise
+        except (ImportError, RuntimeError) as exc:  # numba unusable here (no JIT, no cache dir)
+            if engine == "labels":
+                raise
+            log.warning("label engine unavailable (%s); using the next engine", exc)
+    if engine == "cch" or (auto and cch_available()):
+        order = None if npz is None else npz.with_suffix(".cch-order.npz")
         try:
             return CCHEngine(net, order, budget)
-        except ValueError:  # not strongly connected: no packing bound, Dijkstra is exact
+        except ValueError:
             if engine == "cch":
                 raise
     return RowCache(net, budget // max(1, net.node_count))

@@ -38,6 +38,8 @@ PIPELINE_VERSION = 2
 #: Bumped whenever address extraction changes (positions, tags read), independently of the graphs,
 #: so a geocoding fix does not force every road graph to be rebuilt.
 ADDRESS_FORMAT_VERSION = 2
+#: Accepted values of :attr:`RoutingSettings.matrix_engine`.
+MATRIX_ENGINES = ("auto", "labels", "cch", "dijkstra")
 
 
 @dataclass(frozen=True)
@@ -60,11 +62,14 @@ class RoutingSettings:
     largest_component
         Keep only the largest strongly connected component of each mode (recommended).
     row_cache_mb
-        Memory budget of the per-mode shortest-path cache (rows or pairs keyed by node).
+        Memory budget of the per-mode shortest-path cache (labels by location, rows or pairs
+        by node, depending on the engine).
     matrix_engine
+        ``"labels"`` (the project's CCH labels compiled with numba, on RoutingKit's order),
         ``"cch"`` (RoutingKit's customizable contraction hierarchy, package ``routingkit-cch``),
-        ``"dijkstra"`` (scipy), or ``"auto"``: cch where the package is installed and the graph
-        is strongly connected, else dijkstra. See docs/decisions/routing-matrix-engine.md.
+        ``"dijkstra"`` (scipy), or ``"auto"``: labels where numba and routingkit-cch are
+        installed and the graph is strongly connected, else cch, else dijkstra. See
+        docs/decisions/routing-matrix-engine.md.
     """
 
     snap_max_m: float = 500.0
@@ -85,8 +90,8 @@ class RoutingSettings:
         if any(not s > 0 for s in speeds):
             msg = "every speed must be a positive number of km/h"
             raise ValueError(msg)
-        if self.matrix_engine not in ("auto", "cch", "dijkstra"):
-            msg = f"matrix_engine must be auto, cch or dijkstra, got {self.matrix_engine!r}"
+        if self.matrix_engine not in MATRIX_ENGINES:
+            msg = f"matrix_engine must be one of {MATRIX_ENGINES}, got {self.matrix_engine!r}"
             raise ValueError(msg)
         if not self.snap_max_m > 0:
             msg = f"snap_max_m must be positive, got {self.snap_max_m!r}"
