@@ -172,12 +172,18 @@ def safe_extend(
     """``matrix`` over ``points`` grown by ``new``; new points off ``mode``'s roads are
     unreachable in it. Returns the matrix and, per unusable index of ``new``, why."""
     bad = _bad_points(region, mode, new)
-    stand_in = next((p for i, p in enumerate(new) if i not in bad), points[0] if points else None)
-    if stand_in is None:
+    # The stored points off this mode's roads are unreachable in ``matrix`` already; they stand
+    # in for a usable point here (the roads cannot anchor them) and are cut off again below.
+    old_bad = _bad_points(region, mode, points)
+    good = [p for i, p in enumerate(points) if i not in old_bad]
+    good += [p for i, p in enumerate(new) if i not in bad]
+    if not good:
         return _all_unreachable(len(points) + len(new)), bad
-    usable = [stand_in if i in bad else p for i, p in enumerate(new)]
-    grown = region.extend_matrix(mode, matrix, points, usable)
-    return _unreachable_at(grown, (len(points) + i for i in bad)), bad
+    usable_old = [good[0] if i in old_bad else p for i, p in enumerate(points)]
+    usable = [good[0] if i in bad else p for i, p in enumerate(new)]
+    grown = region.extend_matrix(mode, matrix, usable_old, usable)
+    cut = [*old_bad, *(len(points) + i for i in bad)]
+    return _unreachable_at(grown, cut), bad
 
 
 def _all_unreachable(n: int) -> TravelMatrix:

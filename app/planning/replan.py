@@ -67,7 +67,7 @@ from app.replan.events import (
 )
 from app.replan.service import ReplanResult, replan
 from app.routing import Region
-from app.scheduling import validate
+from app.scheduling import validate, with_matrix_distances
 from app.scheduling.model import Plan as CorePlan
 from app.scheduling.model import Priority, Problem, Shift, TimeWindow, Visit
 from app.store import audit
@@ -480,6 +480,7 @@ def compute_replan(region: Region, job: ReplanJob) -> ReplanOutcome:
     if job.new_points:
         problem = _grow(region, codec.problem_points(job.problem), job.new_points, problem)
     plan = codec.plan_from_docs(job.routes, job.unassigned, job.kpis)
+    plan = replace(plan, routes=with_matrix_distances(problem, plan.routes))
     try:
         result = replan(
             problem,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class RoutingError(Exception):
     """Base class of every routing error."""
@@ -44,6 +46,11 @@ class OffRoadLocation(RoutingError, ValueError):
         )
         super().__init__(msg)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Raised in solver workers: the default pickling (``cls(msg)``) fails when the parent
+        # unpickles it, and the process pool then counts the worker as dead.
+        return (_off_road, (list(self.offenders), self.mode, self.limit_m))
+
 
 class UnreachableLocation(RoutingError, ValueError):
     """A location lies on a road that is not connected to the routable network of the mode.
@@ -64,6 +71,9 @@ class UnreachableLocation(RoutingError, ValueError):
         )
         super().__init__(msg)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_unreachable, (self.label, self.mode, self.distance_m))
+
 
 class NoRoute(RoutingError, ValueError):
     """There is no path between two consecutive points of a route."""
@@ -71,3 +81,11 @@ class NoRoute(RoutingError, ValueError):
 
 class GeocodingFailed(RoutingError, LookupError):
     """A geocoder could not be queried (network failure after retries, bad response)."""
+
+
+def _off_road(offenders: list[tuple[str, float]], mode: str, limit_m: float) -> OffRoadLocation:
+    return OffRoadLocation(offenders, mode=mode, limit_m=limit_m)
+
+
+def _unreachable(label: str, mode: str, distance_m: float) -> UnreachableLocation:
+    return UnreachableLocation(label, mode=mode, distance_m=distance_m)

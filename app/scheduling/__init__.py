@@ -3,6 +3,7 @@
 The only package that imports vroom; never imports a web framework or an ORM.
 """
 
+from app.scheduling._timing import with_matrix_distances
 from app.scheduling.explain import explain_one, explain_unassigned, qualified_shifts
 from app.scheduling.kpis import compute_kpis, route_kpis
 from app.scheduling.solver import check_problem, prefer_mandatory, solve
@@ -20,4 +21,5 @@ __all__ = [
     "route_kpis",
     "solve",
     "validate",
+    "with_matrix_distances",
 ]

@@ -6,9 +6,10 @@ None of these read solver output: they take stops and a problem and do arithmeti
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from app.domain import UNREACHABLE
-from app.scheduling.model import Problem, Shift, Stop, StopKind, Visit
+from app.scheduling.model import Problem, Route, Shift, Stop, StopKind, Visit
 
 
 def travel(problem: Problem, shift: Shift, a: int | None, b: int | None) -> tuple[int, int]:
@@ -129,3 +130,34 @@ def insertion_range(
         if a <= b:
             out.append((a, b))
     return out
+
+
+def with_matrix_distances(problem: Problem, routes: Sequence[Route]) -> tuple[Route, ...]:
+    """``routes`` whose legs carry the distances of ``problem``'s matrices.
+
+    A plan stored by an earlier matrix engine (or road data) keeps its times, which the engines
+    agree on to the second, but its leg distances may differ by a few metres; the validator
+    compares each leg with the matrix, and every re-plan of such a day fell back. Times are
+    left as stored (facts stay facts); only the distance of a leg whose time matches is taken.
+    """
+    shifts = {s.id: s for s in problem.shifts}
+    out: list[Route] = []
+    for route in routes:
+        shift = shifts.get(route.shift_id)
+        if shift is None:
+            out.append(route)
+            continue
+        loc = shift.start_location
+        stops: list[Stop] = [route.stops[0]] if route.stops else []
+        for stop in route.stops[1:]:
+            if stop.kind is StopKind.BREAK:
+                stops.append(stop)
+                continue
+            target = shift.end_location if stop.kind is StopKind.END else stop.location
+            t, d = travel(problem, shift, loc, target)
+            if t == stop.travel_time and d != stop.distance:
+                stop = replace(stop, distance=d)
+            stops.append(stop)
+            loc = target
+        out.append(replace(route, stops=tuple(stops)))
+    return tuple(out)

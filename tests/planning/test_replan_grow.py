@@ -37,6 +37,8 @@ class _Roads:
         new: Sequence[LatLon],
     ) -> TravelMatrix:
         n = len(points) + len(new)
+        everything = [*points, *new]
+        self.snap(mode, everything, [str(i) for i in range(n)])  # the region anchors them all
         d = np.full((n, n), 60, dtype=np.int64)
         np.fill_diagonal(d, 0)
         return TravelMatrix(d, d * 10)
@@ -67,3 +69,21 @@ def test_a_place_off_every_modes_roads_is_refused() -> None:
     problem, points = _problem()
     with pytest.raises(Unroutable):
         _grow(_Roads({"drive", "bike"}), points, [LatLon(51.0, 9.5)], problem)  # type: ignore[arg-type]
+
+
+def test_a_stored_place_off_a_modes_roads_does_not_stop_new_places_joining() -> None:
+    """A client near a road cut off from the drive network, stored unreachable by drive: a
+    position report for anyone then failed (the stored points were anchored again)."""
+    problem, points = _problem()
+    points = [*points, LatLon(52.0, 9.5)]  # stored, off the drive roads
+    d = np.array([[0, 60, UNREACHABLE], [60, 0, UNREACHABLE], [UNREACHABLE] * 2 + [0]])
+    matrices = {"drive": TravelMatrix(d, d), "bike": problem.matrices["bike"]}
+    bike = np.full((3, 3), 60, dtype=np.int64)
+    np.fill_diagonal(bike, 0)
+    matrices["bike"] = TravelMatrix(bike, bike * 10)
+    problem = Problem(visits=(), shifts=(), matrices=matrices, locations=tuple(points))
+    grown = _grow(_Roads({"drive"}), points, [LatLon(47.15, 9.5)], problem)  # type: ignore[arg-type]
+    drive = grown.matrices["drive"].durations
+    assert drive[3, 0] == 60
+    assert drive[3, 2] >= UNREACHABLE
+    assert drive[2, 3] >= UNREACHABLE
