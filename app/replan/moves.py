@@ -26,6 +26,8 @@ from app.scheduling.validate import Violation, ViolationKind, validate
 
 #: Travel within this many seconds counts as a tie that continuity of care decides.
 CONTINUITY_TIE_S = 300
+#: Times of day are minutes in the API: a start within a minute of the asked one is that start.
+MINUTE_S = 60
 #: How many placements a recommendation lists.
 TOP_N = 5
 
@@ -45,6 +47,7 @@ class MoveOutcome:
     others: tuple[VisitChange, ...]
     shift_id: str
     start: int
+    position: int
 
 
 def move_visit(
@@ -73,12 +76,9 @@ def move_visit(
         shift = next((s for s in shifts if s.start <= start < s.end), shift)
     base = _without(problem, plan, visit_id)
     items = _items(base, shift.id)
-    if start is not None:
-        starts = _starts(base, shift.id)
-        pos = sum(1 for _k, ref in items if starts.get(ref, 0) <= start)
-        trials = [pos]
-    else:
-        trials = list(range(len(items) + 1))
+    # Every position is tried, even with a start asked for: the order that lets the visit start
+    # then (and breaks nothing) is not always the one the old starts suggest.
+    trials = list(range(len(items) + 1))
     known = _known(problem, plan)
     best: MoveOutcome | None = None
     for pos in trials:
@@ -109,19 +109,20 @@ def recommend(
         if best is not None:
             found.append(best)
     found.sort(key=_rank)
-    # The per-route check leaves out rules across routes (a dependency's gap): the whole day is
-    # checked for the ones shown.
+    # Each one shown is what a move to its carer at its start (a whole minute, as the API
+    # speaks) does, checked on the whole day (the per-route check leaves out rules across
+    # routes, such as a dependency's gap).
+    shifts = {s.id: s for s in problem.shifts}
     out: list[MoveOutcome] = []
     for o in found:
         if len(out) == top:
             break
-        broken = [
-            v
-            for v in validate(problem, o.plan, check_priority=False)
-            if (v.kind.value, v.visit_id, v.shift_id) not in known
-        ]
-        if not broken:
-            out.append(o)
+        shift = shifts[o.shift_id]
+        items = _items(base, shift.id)
+        minute = -(-o.start // MINUTE_S) * MINUTE_S
+        again = _trial(problem, plan, base, visit, shift, items, o.position, minute, known)
+        if again.valid:
+            out.append(again)
     return out
 
 
@@ -205,7 +206,7 @@ def _trial(
     else:
         found = _route_violations(problem, new, route)
     broken = [v for v in found if (v.kind.value, v.visit_id, v.shift_id) not in known]
-    if start is not None and placed.start != start:
+    if start is not None and abs(placed.start - start) >= MINUTE_S:
         broken.append(
             Violation(
                 ViolationKind.TIME_WINDOW,
@@ -232,6 +233,7 @@ def _trial(
         others=others,
         shift_id=shift.id,
         start=placed.start,
+        position=pos,
     )
 
 

@@ -66,7 +66,8 @@ def _placement(o: MoveOutcome, staff: str) -> PlacementOut:
     return PlacementOut(
         staff=staff,
         shift=o.shift_id,
-        start=format_time_of_day(o.start),
+        # Rounded up to the minute: asking for this start must find the same place.
+        start=format_time_of_day(-(-o.start // 60) * 60),
         travel_delta_s=o.travel_delta_s,
         preferred=o.preferred_after,
     )

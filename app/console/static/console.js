@@ -466,7 +466,7 @@
     if (!list.length) { $("unassigned").replaceChildren(el("li", {}, t("noneUnassigned"))); return; }
     $("unassigned").replaceChildren(...list.map((u) => el("li", { "data-visit": u.visit },
       el("strong", {}, u.visit), ` (${u.client || "–"}): ${u.detail} `,
-      el("button", { type: "button", class: "secondary", onclick: () => recommend(u.visit) }, t("recommend")))));
+      el("button", { type: "button", class: "secondary", "aria-label": `${t("recommend")}: ${u.visit}`, onclick: () => recommend(u.visit) }, t("recommend")))));
   }
   async function recommend(visit) {
     const box = $("recs");
@@ -630,6 +630,7 @@
     $("sign-out").addEventListener("click", signOut);
     $("load").addEventListener("click", () => { state.view = null; loadDay(); });
     $("visit-close").addEventListener("click", () => { $("visit-panel").hidden = true; });
+    $("visit-suggest").addEventListener("click", () => recommend(state.selected));
     $("move-preview").addEventListener("click", () => move(true));
     $("move-commit").addEventListener("click", () => move(false));
     $("ev-kind").addEventListener("change", showEventFields);
