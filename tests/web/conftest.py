@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,10 +67,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    """The demo district seeded as ``make run`` does, served by uvicorn on a free port."""
-    tmp = tmp_path_factory.mktemp("console")
+def web_settings(tmp: Path) -> Settings:
+    """A migrated SQLite file of its own, the demo's files in ``tmp``, short solver budgets."""
     settings = Settings(
         database_url=f"sqlite:///{tmp / 'console.sqlite3'}",
         dev_mode=True,
@@ -85,8 +84,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     engine = make_engine(settings.database_url)
     migrate.upgrade(engine)
     engine.dispose()
-    demo = seed.seed_demo(settings, day=DAY)
-    assert demo.plan_id is not None, demo.summary
+    return settings
+
+
+@contextmanager
+def serve(settings: Settings) -> Iterator[str]:
+    """The service on a free port of 127.0.0.1 in a thread; yields its base URL."""
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
@@ -98,22 +101,37 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         if time.monotonic() > deadline:
             pytest.fail("the service did not start")
         time.sleep(0.05)
-    out = Live(base=f"http://127.0.0.1:{port}", api_key=demo.api_key, plan_id=demo.plan_id)
-    plan = out.api("GET", f"/v1/plans/{demo.plan_id}").json()
-    out.nurse_staff = next(r["staff"] for r in reversed(plan["routes"]) if len(r["stops"]) > 3)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def add_people(out: Live, district: str, nurse_staff: str) -> None:
+    """A planner of ``district`` and a nurse linked to ``nurse_staff``, with :data:`PASSWORD`."""
     for email, role, extra in (
-        (out.planner, "planner", {"districts": [plan["district"]]}),
-        (out.nurse, "nurse", {"staff": out.nurse_staff}),
+        (out.planner, "planner", {"districts": [district]}),
+        (out.nurse, "nurse", {"staff": nurse_staff}),
     ):
         r = out.api(
             "POST", "/v1/users", json={"email": email, "role": role, "password": PASSWORD, **extra}
         )
         assert r.status_code == 201, r.text
-    try:
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """The demo district seeded as ``make run`` does, served by uvicorn on a free port."""
+    settings = web_settings(tmp_path_factory.mktemp("console"))
+    demo = seed.seed_demo(settings, day=DAY)
+    assert demo.plan_id is not None, demo.summary
+    with serve(settings) as base:
+        out = Live(base=base, api_key=demo.api_key, plan_id=demo.plan_id)
+        plan = out.api("GET", f"/v1/plans/{demo.plan_id}").json()
+        out.nurse_staff = next(r["staff"] for r in reversed(plan["routes"]) if len(r["stops"]) > 3)
+        add_people(out, plan["district"], out.nurse_staff)
         yield out
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -204,6 +204,25 @@ def test_two_versions_are_compared_in_plain_words(console: Console, live: Live) 
     console.shot("console-compare", "#compare-result")
 
 
+def test_an_open_page_follows_a_change_made_elsewhere(console: Console, live: Live) -> None:
+    console.sign_in(live.planner)
+    page = console.page
+    page.locator("#map .stop").first.wait_for(timeout=VISIBLE)
+    page.locator("#live").filter(has_text="Live").wait_for(timeout=VISIBLE)
+    shown = _plan(live)
+    visit = next(s["visit"] for staff, s in _visit_stops(shown) if staff != live.nurse_staff)
+    r = live.api(
+        "POST",
+        f"/v1/plans/{shown['id']}/events",
+        json={"events": [{"kind": "visit_cancelled", "visit": visit}], "now": "06:00"},
+        headers={"If-Match": f'"{shown["version"]}"'},
+    )
+    assert r.status_code == 201, r.text
+    newer = r.json()["version"]
+    page.locator("#live").filter(has_text=f"version {newer}").wait_for(timeout=VISIBLE)
+    assert page.locator(f'.tl-visit[data-visit="{visit}"]').count() == 0
+
+
 def test_the_nurse_sees_her_day_at_phone_width(browser: Any, live: Live) -> None:
     phone = Console(browser, live, width=390, height=844)
     phone.sign_in(live.nurse, path=f"/?date={live.day}")

@@ -40,6 +40,8 @@
     for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
     return node;
   }
+  // Timeline labels: the distinctive part of an id ("visit-00030@2026-12-01" -> "00030").
+  const shortId = (id) => id.split("@")[0].replace(/^[A-Za-z]+[-_]?/, "") || id;
   const minutes = (hhmm) => { const [h, m] = hhmm.split(":").map(Number); return h * 60 + m; };
   const hhmm = (min) => `${String(Math.floor(min / 60)).padStart(2, "0")}:${String(Math.round(min % 60)).padStart(2, "0")}`;
   function duration(s) {
@@ -103,16 +105,17 @@
     await start().catch((e) => say("message", t("error", { msg: e.message }), false));
   }
   async function start() {
-    state.me = await api("/v1/auth/me");
+    if (!state.me) state.me = await api("/v1/auth/me");
     sessionStorage.setItem("hc-token", state.token);
     $("signin").hidden = true;
     $("sign-out").hidden = false;
     if (state.me.role === "nurse") return startNurse();
     $("planner").hidden = false;
     $("day-nav").hidden = false;
-    const districts = await all("/v1/districts");
+    // The base map does not depend on the day: ask for it while the day's lists load.
+    state.roads = state.roads || api("/v1/region/roads");
+    const [districts, latest] = await Promise.all([all("/v1/districts"), api("/v1/plans?limit=1")]);
     $("district").replaceChildren(...districts.map((d) => el("option", { value: d.external_id }, d.name || d.external_id)));
-    const latest = await api("/v1/plans?limit=1");
     if (latest.items.length) {
       $("district").value = latest.items[0].district;
       $("date").value = latest.items[0].date;
@@ -135,7 +138,7 @@
     const [versions, visits, clients, shifts, staff, roads] = await Promise.all([
       all(`/v1/plans?${q}`), all(`/v1/visits?${q}`), all(`/v1/clients?district=${encodeURIComponent(district)}`),
       all(`/v1/shifts?${q}`), all(`/v1/staff?district=${encodeURIComponent(district)}`),
-      state.roads || api("/v1/region/roads"),
+      state.roads,
     ]);
     state.roads = roads;
     state.versions = versions;
@@ -269,7 +272,8 @@
     const map = $("map");
     map.setAttribute("viewBox", state.view.map((v) => v.toFixed(3)).join(" "));
     // Marks keep their size on screen whatever the zoom: radius in map units per pixel.
-    const px = state.view[2] / Math.max(map.clientWidth, 1);
+    // The view is fitted whole ("meet"): the scale is the larger of the two ratios.
+    const px = Math.max(state.view[2] / Math.max(map.clientWidth, 1), state.view[3] / Math.max(map.clientHeight, 1));
     for (const c of map.querySelectorAll(".stop circle")) c.setAttribute("r", 9 * px);
     for (const n of map.querySelectorAll(".stop text")) n.setAttribute("font-size", 11 * px);
     for (const n of map.querySelectorAll(".depot rect, .unassigned-mark path")) {
@@ -362,7 +366,7 @@
           const d = el("div", {
             class: `tl-visit${dbl ? " double" : ""}`, "data-visit": s.visit, tabindex: "0", role: "button",
             title: `${s.visit} ${s.start}–${s.end}\n${t("windows")}: ${wins || "–"}${dbl ? `\n${t("double")}` : ""}`,
-          }, s.visit);
+          }, shortId(s.visit));
           d.style.left = pos(st); d.style.width = width(st, en); d.style.background = color;
           d.addEventListener("mouseenter", () => showWindows(track, v, s.visit, true));
           d.addEventListener("mouseleave", () => showWindows(track, v, s.visit, false));
@@ -561,7 +565,7 @@
             headers: { Authorization: `Bearer ${state.token}`, Accept: "text/event-stream" }, signal: ctl.signal,
           });
           if (!r.ok) return;
-          $("live").textContent = t("live");
+          if (!$("live").textContent) $("live").textContent = t("live");
           const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
           let buf = "";
           for (;;) {
