@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from app.api.app import create_app
 from app.routing import Region
 from app.settings import Settings
 from app.store import seed
+from app.store.models import Plan
 
 DAY = dt.date(2026, 12, 1)
 
@@ -71,7 +73,9 @@ def test_region_roads_are_simplified_polylines(demo: Any) -> None:
     assert len(r.content) < 1_000_000  # a base map, not the graph
 
 
-def test_a_move_is_previewed_refused_committed_and_its_pin_survives_a_replan(demo: Any) -> None:
+def test_a_move_is_previewed_refused_committed_and_its_pin_survives_a_replan(
+    demo: Any, db: Engine
+) -> None:
     client, h, plan_id = demo
     plan = client.get(f"/v1/plans/{plan_id}", headers=h).json()
     visit, place = _movable(client, h, plan)
@@ -123,6 +127,11 @@ def test_a_move_is_previewed_refused_committed_and_its_pin_survives_a_replan(dem
     )
     assert r.status_code == 201, r.text
     assert [s for s, st in _stops(r.json()) if st["visit"] == visit] == [place["staff"]]
+    # The pin travels with the day's problem into the re-planned version.
+    with Session(db) as session:
+        problem = session.scalar(select(Plan.problem).where(Plan.id == r.json()["id"]))
+    pinned = {v["id"]: v["pinned_staff"] for v in problem["visits"]}
+    assert pinned[visit] == place["staff"]
 
 
 def test_recommendations_compare_and_the_live_stream(demo: Any) -> None:
