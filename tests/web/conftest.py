@@ -77,6 +77,8 @@ def web_settings(tmp: Path) -> Settings:
         replan_time_limit_s=1,
         solver_time_limit_s=2,
         rate_limit_per_s=0.0,
+        # Every test signs in afresh from the same address.
+        login_attempts_per_min=1000,
         webhook_poll_s=3600,
     )
     if not settings.region_file.is_file():
