@@ -40,7 +40,7 @@ from app.planning.replan import StalePlanVersion
 from app.replan.moves import MoveOutcome
 from app.settings import Settings
 from app.store.inputs import PlanningDate, format_time_of_day
-from app.store.models import Plan
+from app.store.models import Plan, PlanStatus
 from app.store.repositories import Row, TenantRepository
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"], route_class=StrictJSONRoute)
@@ -118,7 +118,7 @@ def _move(
     base: int | None,
 ) -> MoveOut:
     row = _plan_row(session, principal, plan_id)
-    if base is not None and (row.obj.version != base or row.obj.status.value != "published"):
+    if base is not None and (row.obj.version != base or row.obj.status is not PlanStatus.PUBLISHED):
         current = versions.current_plan(
             session, principal.org_id, row.obj.district_id, row.obj.date
         )
