@@ -7,6 +7,7 @@ machine and fail in CI (``CI=true``), where ``.ci/run`` installs it.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import os
 import shutil
@@ -30,6 +31,10 @@ from app.store.db import make_engine
 
 DAY = dt.date(2026, 12, 1)
 PASSWORD = "console-test-password"
+#: A 1x1 transparent PNG: what the fake tile server answers.
+BLANK_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
@@ -67,9 +72,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def web_settings(tmp: Path) -> Settings:
+def web_settings(tmp: Path, **extra: Any) -> Settings:
     """A migrated SQLite file of its own, the demo's files in ``tmp``, short solver budgets."""
     settings = Settings(
+        **extra,
         database_url=f"sqlite:///{tmp / 'console.sqlite3'}",
         dev_mode=True,
         data_dir=tmp,
@@ -157,8 +163,18 @@ def browser() -> Iterator[Any]:
 class Console:
     """One browser page on the console, recording console errors and outside requests."""
 
-    def __init__(self, browser: Any, live: Live, *, width: int = 1400, height: int = 1000):
+    def __init__(
+        self,
+        browser: Any,
+        live: Live,
+        *,
+        width: int = 1400,
+        height: int = 1000,
+        tiles: str | None = None,
+    ):
         self.live = live
+        #: Requests to the optional online tile server (answered here with a blank tile).
+        self.tiles: list[str] = []
         self.context = browser.new_context(viewport={"width": width, "height": height})
         self.page = self.context.new_page()
         self.errors: list[str] = []
@@ -171,6 +187,9 @@ class Console:
         def guard(route: Any) -> None:
             if route.request.url.startswith(live.base):
                 route.continue_()
+            elif tiles is not None and route.request.url.startswith(tiles):
+                self.tiles.append(route.request.url)
+                route.fulfill(status=200, content_type="image/png", body=BLANK_PNG)
             else:
                 self.outside.append(route.request.url)
                 route.abort()

@@ -12,8 +12,11 @@ from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+
+from app.api.deps import SettingsDep
+from app.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "console" / "static"
 STATIC_URL = "/console"
@@ -31,14 +34,29 @@ def static_files() -> StaticFiles:
     return StaticFiles(directory=STATIC_DIR)
 
 
+def _tile_origin(settings: Settings) -> str | None:
+    url = settings.console_tile_url
+    return None if url is None else "https://" + url.removeprefix("https://").split("/", 1)[0]
+
+
 @router.get("/")
-def console_page() -> FileResponse:
+def console_page(settings: SettingsDep) -> FileResponse:
     """The single-page console (planners sign in; nurses get their phone view)."""
+    csp = CONSOLE_CSP
+    origin = _tile_origin(settings)
+    if origin is not None:  # the optional online map's tiles, and nothing else from outside
+        csp = csp.replace("img-src 'self' data:", f"img-src 'self' data: {origin}")
     return FileResponse(
         STATIC_DIR / "console.html",
         media_type="text/html",
-        headers={"Content-Security-Policy": CONSOLE_CSP, "Cache-Control": "no-cache"},
+        headers={"Content-Security-Policy": csp, "Cache-Control": "no-cache"},
     )
+
+
+@router.get("/console/config.json")
+def console_config(settings: SettingsDep) -> JSONResponse:
+    """What the page needs to know of the deployment (no tenant data, no credential needed)."""
+    return JSONResponse({"tile_url": settings.console_tile_url})
 
 
 @router.get("/docs")

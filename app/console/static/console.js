@@ -106,6 +106,7 @@
   }
   async function start() {
     if (!state.me) state.me = await api("/v1/auth/me");
+    state.tileUrl = (await api("/console/config.json")).tile_url;
     sessionStorage.setItem("hc-token", state.token);
     $("signin").hidden = true;
     $("sign-out").hidden = false;
@@ -202,10 +203,35 @@
   }
 
   // ---- map ----------------------------------------------------------------------------------
+  // Web Mercator in map units (WORLD across the globe), shifted to the region's corner, so that
+  // an optional online tile layer lines up with the roads.
+  const WORLD = 360000;
+  const mercator = (lon, lat) => {
+    const phi = lat * Math.PI / 180;
+    return [(lon + 180) / 360 * WORLD, (1 - Math.log(Math.tan(phi) + 1 / Math.cos(phi)) / Math.PI) / 2 * WORLD];
+  };
+  function origin() { return mercator(state.roads.bbox[0], state.roads.bbox[3]); }
   function projector() {
-    const [x0, y0, x1, y1] = state.roads.bbox;
-    const k = Math.cos(((y0 + y1) / 2) * Math.PI / 180);
-    return (lon, lat) => [(lon - x0) * k * 1000, (y1 - lat) * 1000];
+    const [ox, oy] = origin();
+    return (lon, lat) => { const [x, y] = mercator(lon, lat); return [x - ox, y - oy]; };
+  }
+  function drawTiles(px) {
+    const map = $("map");
+    let layer = map.querySelector("g.tiles");
+    if (!state.tileUrl || !state.roads) { if (layer) layer.remove(); return; }
+    if (!layer) { layer = svg("g", { class: "tiles" }); map.prepend(layer); }
+    const [ox, oy] = origin();
+    const z = Math.max(0, Math.min(19, Math.round(Math.log2(WORLD / (px * 256)))));
+    const size = WORLD / 2 ** z;
+    const [vx, vy, vw, vh] = state.view;
+    const x0 = Math.floor((vx + ox) / size), x1 = Math.floor((vx + vw + ox) / size);
+    const y0 = Math.floor((vy + oy) / size), y1 = Math.floor((vy + vh + oy) / size);
+    const tiles = [];
+    for (let x = x0; x <= x1; x++) for (let y = y0; y <= y1; y++) if (x >= 0 && y >= 0 && x < 2 ** z && y < 2 ** z) tiles.push([x, y]);
+    layer.replaceChildren(...tiles.slice(0, 144).map(([x, y]) => svg("image", {
+      href: state.tileUrl.replace("{z}", z).replace("{x}", x).replace("{y}", y),
+      x: x * size - ox, y: y * size - oy, width: size, height: size, preserveAspectRatio: "none",
+    })));
   }
   function renderMap() {
     const map = $("map");
@@ -264,7 +290,7 @@
     }
     map.append(routes, marks, stops);
     if (!Number.isFinite(box[0])) { const [a, b] = P(state.roads.bbox[0], state.roads.bbox[3]); const [c, d] = P(state.roads.bbox[2], state.roads.bbox[1]); box.splice(0, 4, a, b, c, d); }
-    const pad = 0.5;
+    const pad = 0.04 * Math.max(box[2] - box[0], box[3] - box[1], 1);
     if (!state.view) state.view = [box[0] - pad, box[1] - pad, box[2] - box[0] + 2 * pad, box[3] - box[1] + 2 * pad];
     setView();
   }
@@ -274,6 +300,7 @@
     // Marks keep their size on screen whatever the zoom: radius in map units per pixel.
     // The view is fitted whole ("meet"): the scale is the larger of the two ratios.
     const px = Math.max(state.view[2] / Math.max(map.clientWidth, 1), state.view[3] / Math.max(map.clientHeight, 1));
+    drawTiles(px);
     for (const c of map.querySelectorAll(".stop circle")) c.setAttribute("r", 9 * px);
     for (const n of map.querySelectorAll(".stop text")) n.setAttribute("font-size", 11 * px);
     for (const n of map.querySelectorAll(".depot rect, .unassigned-mark path")) {
