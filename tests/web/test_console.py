@@ -232,6 +232,7 @@ def test_the_nurse_sees_her_day_at_phone_width(browser: Any, live: Live) -> None
     visits = [s for s in route["stops"] if s["kind"] == "visit"]
     assert page.locator("#nurse-stops li").count() == len(visits)
     assert page.locator("#planner").is_hidden()
+    assert page.locator("#day-nav").is_hidden()
     link = page.locator("#nurse-stops a.nav").first
     box = link.bounding_box()
     assert box is not None

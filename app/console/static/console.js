@@ -625,6 +625,7 @@
 
   // ---- nurse view ---------------------------------------------------------------------------
   async function startNurse() {
+    document.body.classList.add("nurse");
     $("nurse").hidden = false;
     const d = new Date();
     $("nurse-date").value = `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
