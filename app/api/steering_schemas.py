@@ -85,7 +85,8 @@ class RecommendationsOut(BaseModel):
 
     plan_id: int
     version: int
-    visit: str
+    visit: str | None = Field(description="The visit asked about (null for a new visit).")
+    client: str | None = Field(description="A new visit's client (null for an existing one).")
     items: list[PlacementOut]
 
 

@@ -90,6 +90,8 @@ def _words(c: VisitChange) -> list[tuple[str, str, str]]:
         return []
     why = {
         "cancelled": "cancelled",
-        "unassigned": f"left without a carer ({c.detail})" if c.detail else "left without a carer",
+        "unassigned": f"left without a carer ({c.detail.rstrip('.')})"
+        if c.detail
+        else "left without a carer",
     }.get(c.change, "removed")
     return [(s, "removed", f"{v} ({_span(old)}) {why}.") for s in old.staff]

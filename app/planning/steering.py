@@ -32,10 +32,10 @@ from app.planning.versions import (
     result_from,
     store_plan_version,
 )
-from app.replan.moves import MoveOutcome, move_visit, recommend
+from app.replan.moves import MoveOutcome, move_visit, recommend, recommend_new
 from app.routing import Region
 from app.scheduling.model import Plan as CorePlan
-from app.scheduling.model import Problem
+from app.scheduling.model import Problem, TimeWindow
 from app.store import audit
 from app.store.models import District, Plan, PlanEvent, PlanStatus
 
@@ -68,6 +68,19 @@ def preview_move(loaded: Loaded, *, visit: str, staff: str, start_s: int | None)
 def recommendations(loaded: Loaded, *, visit: str) -> list[MoveOutcome]:
     """The best valid placements of ``visit``, best first."""
     return recommend(loaded.problem, loaded.plan, visit)
+
+
+def new_visit_recommendations(
+    loaded: Loaded, *, client: str, duration_s: int, windows: list[tuple[int, int]]
+) -> list[MoveOutcome]:
+    """The best valid placements of a visit to ``client`` that the day does not have yet."""
+    return recommend_new(
+        loaded.problem,
+        loaded.plan,
+        client_id=client,
+        duration_s=duration_s,
+        windows=[TimeWindow(a, b) for a, b in windows],
+    )
 
 
 def commit_move(

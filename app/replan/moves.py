@@ -21,7 +21,16 @@ from app.replan.changes import VisitChange, describe_changes
 from app.scheduling import qualified_shifts
 from app.scheduling._timing import travel
 from app.scheduling.kpis import compute_kpis
-from app.scheduling.model import Plan, Problem, Route, Shift, Stop, StopKind, Visit
+from app.scheduling.model import (
+    Plan,
+    Problem,
+    Route,
+    Shift,
+    Stop,
+    StopKind,
+    TimeWindow,
+    Visit,
+)
 from app.scheduling.validate import Violation, ViolationKind, validate
 
 #: Travel within this many seconds counts as a tie that continuity of care decides.
@@ -124,6 +133,47 @@ def recommend(
         if again.valid:
             out.append(again)
     return out
+
+
+#: Id of the visit a recommendation for a new visit imagines (never stored).
+NEW_VISIT_ID = "new-visit"
+
+
+def recommend_new(
+    problem: Problem,
+    plan: Plan,
+    *,
+    client_id: str,
+    duration_s: int,
+    windows: Sequence[TimeWindow],
+    top: int = TOP_N,
+) -> list[MoveOutcome]:
+    """The best places for a visit not yet in the day, to a client who has one there.
+
+    The new visit goes where the client's other visits are and has their preferred carers;
+    it asks for no competence.
+
+    Raises
+    ------
+    InvalidInput
+        The client has no visit in this day (their place is not in the day's travel times: add
+        the visit as an urgent visit event, which places it).
+    """
+    own = [v for v in problem.visits if v.client_id == client_id]
+    if not own:
+        msg = f"client {client_id!r} has no visit in this plan's day: add it as an urgent visit"
+        raise InvalidInput(msg)
+    preferred = frozenset().union(*(v.preferred_staff for v in own))
+    new = Visit(
+        NEW_VISIT_ID,
+        client_id,
+        own[0].location,
+        duration_s,
+        tuple(windows),
+        preferred_staff=preferred,
+        geocoded=own[0].geocoded,
+    )
+    return recommend(replace(problem, visits=(*problem.visits, new)), plan, NEW_VISIT_ID, top=top)
 
 
 # -- trials -------------------------------------------------------------------------------------

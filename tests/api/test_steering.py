@@ -143,6 +143,27 @@ def test_recommendations_compare_and_the_live_stream(demo: Any) -> None:
     assert len({it["staff"] for it in recs["items"]}) == len(recs["items"])
     r = client.get(f"/v1/plans/{plan_id}/recommendations?visit=nope", headers=h)
     assert r.status_code == 422
+    # A new visit to a client of the day, described in the query.
+    some_client = _stops(plan)[0][1]["client"]
+    new_visit = {
+        "client": some_client,
+        "duration_minutes": 15,
+        "window_start": "08:00",
+        "window_end": "18:00",
+    }
+    r = client.get(f"/v1/plans/{plan_id}/recommendations", params=new_visit, headers=h)
+    assert r.status_code == 200, r.text
+    fresh = r.json()
+    assert fresh["visit"] is None
+    assert fresh["client"] == some_client
+    assert 1 <= len(fresh["items"]) <= 5
+    assert all("08:00" <= it["start"] <= "17:45" for it in fresh["items"])
+    r = client.get(
+        f"/v1/plans/{plan_id}/recommendations",
+        params={**new_visit, "visit": visit},
+        headers=h,
+    )
+    assert r.status_code == 422
     r = client.post(
         f"/v1/plans/{plan_id}/moves",
         json={"visit": visit, "staff": place["staff"], "start": place["start"], "preview": False},

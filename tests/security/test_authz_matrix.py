@@ -55,6 +55,8 @@ ID_QUERY: dict[str, Callable[[World, str], str]] = {
     "to": lambda w, d: w.ids[d]["plan_id"],
 }
 PLAIN_QUERY = {"limit", "offset", "date", "date_from", "date_to", "wait", "status", "mode", "after"}
+#: A new visit described to the recommendations (its client is an id place above).
+PLAIN_QUERY |= {"duration_minutes", "window_start", "window_end"}
 #: Headers the schema declares that name no rows.
 PLAIN_HEADERS = {"idempotency-key", "if-match", "if-none-match"}
 

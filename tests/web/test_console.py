@@ -187,6 +187,26 @@ def test_a_recommendation_is_taken_in_one_click(console: Console, live: Live) ->
     assert _plan(live)["version"] == before["version"] + 1
 
 
+def test_a_new_visit_is_placed_from_a_suggestion(console: Console, live: Live) -> None:
+    before = _plan(live)
+    console.sign_in(live.planner)
+    page = console.page
+    page.locator("#map .stop").first.wait_for(timeout=VISIBLE)
+    client = _visit_stops(before)[0][1]["client"]
+    page.get_by_label("What happened").select_option("urgent_visit_added")
+    page.locator("#ev-client").select_option(client)
+    page.locator("#ev-wstart").fill("08:00")
+    page.locator("#ev-wend").fill("18:00")
+    page.locator("#ev-now").fill("06:00")
+    page.locator("#ev-suggest").click()
+    page.locator("#recs li button").first.click()
+    page.locator("#event-result.ok").wait_for(timeout=60_000)
+    after = _plan(live)
+    assert after["version"] == before["version"] + 1
+    new = [s for _staff, s in _visit_stops(after) if s["visit"].startswith("URG-")]
+    assert [s["client"] for s in new] == [client]
+
+
 def test_two_versions_are_compared_in_plain_words(console: Console, live: Live) -> None:
     current = _plan(live)
     console.sign_in(live.planner)

@@ -10,6 +10,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -39,7 +40,7 @@ from app.planning.loading import district_by_external_id
 from app.planning.replan import StalePlanVersion
 from app.replan.moves import MoveOutcome
 from app.settings import Settings
-from app.store.inputs import PlanningDate, format_time_of_day
+from app.store.inputs import PlanningDate, TimeOfDay, format_time_of_day
 from app.store.models import Plan, PlanStatus
 from app.store.repositories import Row, TenantRepository
 
@@ -222,17 +223,62 @@ async def move_visit(
     return JSONResponse(out.model_dump(mode="json"), headers=headers)
 
 
+@dataclass(frozen=True)
+class NewVisit:
+    """A visit the day does not have yet, described in the query."""
+
+    client: str
+    duration_s: int
+    window: tuple[int, int]
+
+
+def _new_visit(
+    visit: str | None,
+    client: str | None,
+    duration_minutes: int | None,
+    window_start: int | None,
+    window_end: int | None,
+) -> NewVisit | None:
+    """None for an existing visit; the new visit's description; 422 for anything in between."""
+    none_described = all(x is None for x in (client, duration_minutes, window_start, window_end))
+    if visit is not None and none_described:
+        return None
+    if (
+        visit is None
+        and client is not None
+        and duration_minutes is not None
+        and window_start is not None
+        and window_end is not None
+    ):
+        if window_end - window_start < duration_minutes * 60:
+            raise InvalidInput("the window is shorter than the visit")
+        return NewVisit(client, duration_minutes * 60, (window_start, window_end))
+    msg = "name a visit, or describe a new one by client, duration_minutes and a window"
+    raise InvalidInput(msg)
+
+
 def _recommend(
-    session: Session, principal: Principal, settings: Settings, plan_id: int, visit: str
+    session: Session,
+    principal: Principal,
+    settings: Settings,
+    plan_id: int,
+    visit: str | None,
+    new: NewVisit | None,
 ) -> RecommendationsOut:
     row = _plan_row(session, principal, plan_id)
     loaded = steering.load(session, principal.org_id, plan_id, _region(settings))
-    found = steering.recommendations(loaded, visit=visit)
+    if new is not None:
+        found = steering.new_visit_recommendations(
+            loaded, client=new.client, duration_s=new.duration_s, windows=[new.window]
+        )
+    else:
+        found = steering.recommendations(loaded, visit=visit or "")
     staff = {s.id: s.staff_id for s in loaded.problem.shifts}
     return RecommendationsOut(
         plan_id=row.obj.id,
         version=row.obj.version,
         visit=visit,
+        client=None if new is None else new.client,
         items=[_placement(o, staff[o.shift_id]) for o in found],
     )
 
@@ -248,13 +294,31 @@ async def get_recommendations(
     principal: Reader,
     session: SessionDep,
     settings: SettingsDep,
-    visit: Annotated[str, Query(min_length=1, max_length=200, description="Visit external id.")],
+    visit: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="Visit external id.")
+    ] = None,
+    client: Annotated[
+        str | None,
+        Query(min_length=1, max_length=100, description="A new visit: its client."),
+    ] = None,
+    duration_minutes: Annotated[
+        int | None, Query(ge=1, le=1440, description="A new visit: its length.")
+    ] = None,
+    window_start: Annotated[
+        TimeOfDay | None, Query(description="A new visit: its window opens (`HH:MM`).")
+    ] = None,
+    window_end: Annotated[
+        TimeOfDay | None, Query(description="A new visit: its window closes (`HH:MM`).")
+    ] = None,
 ) -> RecommendationsOut:
-    """Up to 5 valid placements of a visit of this version (unassigned or planned), one per
-    carer, by added travel with preferred carers first on near ties; each one can be committed
-    with `POST /v1/plans/{id}/moves` (`staff`, `start`, `preview: false`).
+    """Up to 5 valid placements, one per carer, by added travel with preferred carers first on
+    near ties, of either a visit of this version (`visit`, unassigned or planned: each one can
+    be committed with `POST /v1/plans/{id}/moves`, `staff`, `start`, `preview: false`) or a new
+    visit described by `client` (who has a visit that day), `duration_minutes` and a window
+    (add it with an `urgent_visit_added` event).
     """
-    return await run_in_threadpool(_recommend, session, principal, settings, plan_id, visit)
+    new = _new_visit(visit, client, duration_minutes, window_start, window_end)
+    return await run_in_threadpool(_recommend, session, principal, settings, plan_id, visit, new)
 
 
 def _district_id(session: Session, principal: Principal, district: str) -> int:

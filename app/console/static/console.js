@@ -510,6 +510,22 @@
           el("button", { type: "button", onclick: () => take(visit, it) }, t("take"))))));
     } catch (e) { await handleError(e, "message"); box.replaceChildren(); }
   }
+  // A new visit: where would it fit? Taking a place sends the urgent visit with its window
+  // narrowed to that start (the re-plan then places it; the carer is its choice).
+  async function recommendNew() {
+    const box = $("recs");
+    const dur = Number($("ev-dur").value);
+    const q = new URLSearchParams({ client: $("ev-client").value, duration_minutes: String(dur), window_start: $("ev-wstart").value, window_end: $("ev-wend").value });
+    box.replaceChildren(el("p", {}, t("loading")));
+    try {
+      const r = await api(`/v1/plans/${state.plan.id}/recommendations?${q}`);
+      if (!r.items.length) { box.replaceChildren(el("p", {}, t("noRecommendation"))); return; }
+      box.replaceChildren(el("h3", {}, `${t("recommendations")}: ${t("ev_urgent_visit_added")} (${r.client})`), el("ol", { class: "recs" }, ...r.items.map((it) =>
+        el("li", {}, t("recLine", { carer: it.staff, start: it.start, travel: signed(it.travel_delta_s), continuity: it.preferred ? t("preferred") : t("notPreferred") }), " ",
+          el("button", { type: "button", onclick: () => { $("ev-wstart").value = it.start; $("ev-wend").value = hhmm(minutes(it.start) + dur); $("event-form").requestSubmit(); } }, t("take"))))));
+      box.scrollIntoView({ block: "nearest" });
+    } catch (e) { await handleError(e, "event-result"); box.replaceChildren(); }
+  }
   async function take(visit, it) {
     try {
       const p = await api(`/v1/plans/${state.plan.id}/moves`, { method: "POST", body: { visit, staff: it.staff, start: it.start, preview: false }, headers: { "If-Match": `"${state.plan.version}"` } });
@@ -667,6 +683,7 @@
     $("move-commit").addEventListener("click", () => move(false));
     $("ev-kind").addEventListener("change", showEventFields);
     $("event-form").addEventListener("submit", sendEvent);
+    $("ev-suggest").addEventListener("click", recommendNew);
     $("compare-form").addEventListener("submit", compare);
     mapControls();
     if (state.token) start().catch(() => { state.token = null; sessionStorage.removeItem("hc-token"); });
