@@ -263,9 +263,11 @@ def _recommend(
     settings: Settings,
     plan_id: int,
     visit: str | None,
-    new: NewVisit | None,
+    described: tuple[str | None, int | None, int | None, int | None],
 ) -> RecommendationsOut:
     row = _plan_row(session, principal, plan_id)
+    # After the plan's authorisation: a plan out of reach is 403/404 whatever the query says.
+    new = _new_visit(visit, *described)
     loaded = steering.load(session, principal.org_id, plan_id, _region(settings))
     if new is not None:
         found = steering.new_visit_recommendations(
@@ -317,8 +319,10 @@ async def get_recommendations(
     visit described by `client` (who has a visit that day), `duration_minutes` and a window
     (add it with an `urgent_visit_added` event).
     """
-    new = _new_visit(visit, client, duration_minutes, window_start, window_end)
-    return await run_in_threadpool(_recommend, session, principal, settings, plan_id, visit, new)
+    described = (client, duration_minutes, window_start, window_end)
+    return await run_in_threadpool(
+        _recommend, session, principal, settings, plan_id, visit, described
+    )
 
 
 def _district_id(session: Session, principal: Principal, district: str) -> int:
