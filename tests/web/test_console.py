@@ -49,6 +49,7 @@ def test_sign_in_draws_the_demo_day_on_the_map_and_the_timeline(
     staff, first = stops[0]
     mark = page.locator(f'#map .stop[data-staff="{staff}"]').first
     assert mark.locator("text").text_content() == "1"
+    console.shot("console-day")
     # A stop opens the visit (by keyboard here: stops of one client may lie on top of each other).
     page.locator(f'#map .stop[data-visit="{first["visit"]}"]').first.focus()
     page.keyboard.press("Enter")
@@ -59,7 +60,6 @@ def test_sign_in_draws_the_demo_day_on_the_map_and_the_timeline(
     # Windows on hover.
     page.locator(".tl-visit").first.hover()
     assert page.locator(".tl-window").count() >= 1
-    console.shot("console-day")
     print(f"console drawn {drawn_s:.2f} s after sign-in ({len(stops)} stops)")
     assert drawn_s < 5
 
