@@ -108,6 +108,11 @@ class Settings(DatabaseSettings):
     #: Seconds a verified API key or sign-in token is trusted without reading its row again: a
     #: revoked key, or a disabled user, stops working at most this long after (0 = every request).
     auth_cache_ttl_s: Annotated[float, Field(ge=0, le=60)] = 5.0
+    #: An online map under the console's own road map, as an XYZ tile URL
+    #: (``https://tiles.example/{z}/{x}/{y}.png``); unset: the console stays fully offline.
+    console_tile_url: Annotated[
+        str | None, Field(pattern=r"^https://[^/\s]+/\S*\{z\}\S*\{x\}\S*\{y\}\S*$")
+    ] = None
     #: Built carer routes kept per process (keyed by plan version and carer; 0 turns it off) ...
     route_cache_entries: Annotated[int, Field(ge=0)] = 4096
     #: ... and for how long: an edited address or task shows within this many seconds (a new

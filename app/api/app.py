@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.api import errors, metrics, ratelimit
 from app.api.deps import PrincipalCache
 from app.api.middleware import BodySizeLimit, RequestContext
-from app.api.routers import ROUTERS
+from app.api.routers import ROUTERS, console
 from app.errors import RegionUnavailable
 from app.jobs.backend import JobBackend
 from app.jobs.runner import InProcessBackend
@@ -89,6 +89,9 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_tags=TAGS,
         generate_unique_id_function=_operation_id,
         lifespan=lifespan,
+        # Served from vendored files by app.api.routers.console (the defaults load a CDN).
+        docs_url=None,
+        redoc_url=None,
         license_info={"name": "AGPL-3.0-or-later"},
     )
     app.state.settings = settings
@@ -110,6 +113,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestContext)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(console.router)
+    app.mount(console.STATIC_URL, console.static_files(), name="console")
     app.add_api_route(
         "/metrics",
         _metrics_endpoint,

@@ -343,3 +343,12 @@ class GeocodeOut(BaseModel):
     ambiguous: int
     not_found: int
     street: int = Field(default=0, description="Of the matched: positions of the street only.")
+
+
+class RoadsOut(BaseModel):
+    """The region's roads as simplified polylines (the console's offline base map)."""
+
+    mode: str = Field(examples=["drive"])
+    bbox: list[float] = Field(description="min lon, min lat, max lon, max lat.")
+    lines: list[list[list[float]]] = Field(description="Polylines of [lon, lat] points.")
+    main: list[bool] = Field(description="Per line: a main road (drawn wider).")

@@ -49,8 +49,14 @@ ID_QUERY: dict[str, Callable[[World, str], str]] = {
     "client": lambda w, d: f"C-{d}",
     "staff": lambda w, d: f"S-{d}1",
     "team": lambda w, d: f"team-{d}",
+    "visit": lambda w, d: f"V-{d}",
+    # Plan ids of the two versions a comparison reads.
+    "from": lambda w, d: w.ids[d]["plan_id"],
+    "to": lambda w, d: w.ids[d]["plan_id"],
 }
-PLAIN_QUERY = {"limit", "offset", "date", "date_from", "date_to", "wait", "status"}
+PLAIN_QUERY = {"limit", "offset", "date", "date_from", "date_to", "wait", "status", "mode", "after"}
+#: A new visit described to the recommendations (its client is an id place above).
+PLAIN_QUERY |= {"duration_minutes", "window_start", "window_end"}
 #: Headers the schema declares that name no rows.
 PLAIN_HEADERS = {"idempotency-key", "if-match", "if-none-match"}
 

@@ -18,6 +18,7 @@ from app.api.routers import (
     routes,
     shifts,
     staff,
+    steering,
     templates,
     users,
     visits,
@@ -34,6 +35,9 @@ ROUTERS: tuple[APIRouter, ...] = (
     visits.router,
     templates.router,
     districts.router,
+    # Before plans.router: /v1/plans/compare is not a plan id.
+    steering.router,
+    steering.stream_router,
     plans.router,
     plans.districts_router,
     events.router,

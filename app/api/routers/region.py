@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 
 from app.api import authz
 from app.api.deps import Reader, SessionDep, SettingsDep, Writer
@@ -14,10 +17,12 @@ from app.api.plan_schemas import (
     GeocodeOut,
     GeocodeRequest,
     RegionOut,
+    RoadsOut,
 )
 from app.api.routers._items import AUTH_ERRORS, ITEM_ERRORS
 from app.api.routing import StrictJSONRoute
-from app.planning import geocoding, pool
+from app.domain import TravelMode
+from app.planning import geocoding, pool, roads
 from app.planning.loading import district_by_external_id
 from app.routing import GeocodeStatus
 from app.store import audit
@@ -37,6 +42,29 @@ def get_region(principal: Reader, settings: SettingsDep) -> RegionOut:
         addresses=status["addresses"],
         load_s=status["load_s"],
     )
+
+
+@router.get(
+    "/region/roads",
+    summary="The region's roads for an offline map",
+    response_model=RoadsOut,
+    responses=AUTH_ERRORS,
+)
+def get_region_roads(
+    principal: Reader,
+    settings: SettingsDep,
+    mode: Annotated[
+        TravelMode, Query(description="Whose roads: drive (default), bike or walk.")
+    ] = TravelMode.DRIVE,
+) -> JSONResponse:
+    """Every road of the loaded extract once, simplified to a few metres: a base map that needs
+    no tile server. Public map data only (no tenant data); people who plan only (not nurses).
+    """
+    authz.ensure_not_nurse(principal)
+    region = pool.get_region(settings.region_file, settings.osm_cache_dir, settings.region_modes)
+    lines = roads.road_lines(region.network(mode), mode=mode.value)
+    body = {"mode": lines.mode, "bbox": list(lines.bbox), "lines": lines.lines, "main": lines.main}
+    return JSONResponse(body, headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.post(
