@@ -71,6 +71,10 @@ EVENT_FIELDS: dict[str, tuple[bool, Callable[[str, str], Any]]] = {
     "actual_end": (False, lambda d, kind: "09:20"),
     "windows": (False, lambda d, kind: [{"start": "09:00", "end": "16:00"}]),
     "duration_minutes": (False, lambda d, kind: 15),
+    # A phone's position (Vaduz): coordinates and a time, not references to rows.
+    "lat": (False, lambda d, kind: 47.141),
+    "lon": (False, lambda d, kind: 9.521),
+    "at": (False, lambda d, kind: "09:00"),
 }
 #: An urgent visit's ``visit`` is the new visit's id, chosen by the caller, not a reference.
 NEW_IDS = {("urgent_visit_added", "visit")}
