@@ -151,12 +151,27 @@ def solve(problem: Problem, options: SolveOptions | None = None) -> Plan:
     opts = options or SolveOptions()
     t0 = time.perf_counter()
     check_problem(problem, opts)
-    # The post-optimisation's seconds come out of the time limit (at most half of it).
+    # The post-optimisation's seconds come out of the time limit (at most half of it); with
+    # linked visits or soft windows the coupled search gets the part after the attempts.
     search_end = t0 + opts.time_limit_s - min(opts.improve_s, opts.time_limit_s / 2)
+    if opts.improve_s > 0 and _coupled(problem):
+        search_end = min(search_end, t0 + opts.time_limit_s * _ATTEMPT_SHARE)
     routes, unassigned = _search(problem, opts, t0, search_end, t0 + opts.time_limit_s)
     plan = Plan(routes=routes, unassigned=unassigned)
     elapsed = time.perf_counter() - t0
     return replace(plan, kpis=compute_kpis(problem, plan), solve_time_s=elapsed)
+
+
+#: Share of the time limit for the attempts when the coupled search follows them.
+_ATTEMPT_SHARE = 0.4
+
+
+def _coupled(problem: Problem) -> bool:
+    """Whether the problem has linked visits or soft windows (the coupled search's domain)."""
+    return any(
+        v.depends_on is not None or v.carers_required == 2 or v.due is not None
+        for v in problem.visits
+    )
 
 
 #: Attempts in a row without a better plan after which the search stops.
@@ -406,6 +421,16 @@ def _search(
             routes,
             # At least half its seconds, even when decoding under load ate into the limit.
             max(min(opts.improve_s, end - time.perf_counter()), opts.improve_s / 2),
+            continuity_penalty_s=opts.continuity_penalty_s,
+            stability_penalty_s=opts.stability_penalty_s,
+        ).routes
+    if opts.improve_s > 0 and routes and _coupled(problem):
+        from app.scheduling.coupled import improve_coupled
+
+        routes = improve_coupled(
+            problem,
+            routes,
+            max(end - time.perf_counter(), opts.improve_s / 2),
             continuity_penalty_s=opts.continuity_penalty_s,
             stability_penalty_s=opts.stability_penalty_s,
         ).routes

@@ -1,0 +1,752 @@
+"""Coupled local search: linked visits move together and the routes they join are re-timed jointly.
+
+:mod:`app.scheduling.improve` keeps a dependency partner on its route at its start, and leaves
+routes with double-staffed visits alone, so on home-care days where nearly every route holds a
+linked visit it changes little. This search treats the routes as one schedule instead:
+
+- every planned visit (each carer's part of a double visit), every break and every fixed stop is
+  a *node* of a route; links say "node ``x`` starts at least ``a`` seconds after node ``y``"
+  (a dependency ``[min, max]`` gives two links, a double visit two links of 0, and its two parts
+  stay on two different routes);
+- for given route sequences the starts are the *earliest schedule*: the least fixpoint of "after
+  the previous stop and the travel", "inside a window", and the links. It is computed route by
+  route and re-run where a link is not kept; a route whose start could drop or must rise
+  because a partner moved is re-timed too. Every cost term (travel, lateness past
+  :attr:`Visit.due`, penalties) is smallest at the earliest starts, so the schedule is optimal
+  for the sequences;
+- moves: relocate a visit (before or after a near visit, any route it may go on), exchange two
+  visits, 2-opt* (swap the tails of two routes), and relocate a linked pair together (both to
+  near places, on routes that keep the coupling). First improvement; a move is applied when
+  the objective drops. When no move improves, a few nearby visits (with their partners) are
+  taken out and put back at their cheapest places, and the search goes on from there while time
+  is left; the best plan is kept.
+
+The objective is travel + total lateness + maximum lateness + the continuity / stability
+penalties (the published home-care objective when the penalties are 0). Breaks stay on their
+route inside their windows, taken where the carer is; fixed stops stay where they are, on
+routes the search does not touch. The independent validator has the last word: the input
+routes come back when the result breaks any rule or is not cheaper.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.scheduling.improve import _earliest, _start_windows, timed_route, visit_penalty
+from app.scheduling.model import Problem, Route, StopKind, pending_plan
+from app.scheduling.validate import ViolationKind, validate
+
+_FAR = 2**62
+#: Nearest visits around each visit where moves put it.
+NEIGHBOURS = 12
+#: Re-timing passes after which a schedule counts as impossible (the links form a loop).
+_MAX_PASSES = 40
+#: Cheapest places per visit combined by the pair move.
+_PAIR_PLACES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class CoupledResult:
+    """What :func:`improve_coupled` did.
+
+    Attributes
+    ----------
+    routes
+        The routes to use: improved, or the input routes unchanged.
+    cost_before, cost_after
+        Objective (travel + total lateness + max lateness + penalties) of the input and of
+        ``routes``.
+    moves
+        Improving moves applied (local search and accepted perturbations).
+    """
+
+    routes: tuple[Route, ...]
+    cost_before: int
+    cost_after: int
+    moves: int
+
+
+class _Schedule:
+    """Routes as node sequences with their earliest joint schedule."""
+
+    def __init__(
+        self, problem: Problem, routes: Sequence[Route], continuity_s: int, stability_s: int
+    ) -> None:
+        self.problem = problem
+        nv = len(problem.visits)
+        shift_pos = {s.id: i for i, s in enumerate(problem.shifts)}
+        vindex = {v.id: i for i, v in enumerate(problem.visits)}
+        fixed_ids = {f.visit_id for f in problem.fixed}
+        self.nv = nv
+        # Node tables.
+        self.vis: list[int] = []
+        self.brk: list[tuple[str, int]] = []  # (break id, duration) per break node, else ("", 0)
+        self.wins: list[list[tuple[int, int]]] = []
+        self.dur: list[int] = []
+        self.due: list[int] = []
+        self.dem: list[int] = []
+        self.loc_raw: list[int | None] = []
+        #: Constant start of a node on a route the search leaves as it is (-_FAR: movable).
+        self.const: list[int] = []
+        self.route_of: list[int] = []
+        self.nodes_of: dict[int, list[int]] = {}
+
+        def node(vi: int, brk: tuple[str, int], wins: list[tuple[int, int]], const: int) -> int:
+            n = len(self.vis)
+            self.vis.append(vi)
+            self.brk.append(brk)
+            self.wins.append(wins)
+            if vi >= 0:
+                v = problem.visits[vi]
+                self.dur.append(v.duration)
+                self.due.append(_FAR if v.due is None else v.due)
+                self.dem.append(v.demand)
+                self.loc_raw.append(v.location)
+                self.nodes_of.setdefault(vi, []).append(n)
+            else:
+                self.dur.append(brk[1])
+                self.due.append(_FAR)
+                self.dem.append(0)
+                self.loc_raw.append(None)
+            self.const.append(const)
+            self.route_of.append(-1)
+            return n
+
+        #: Search routes: shift index, input route position (-1: a shift not used before).
+        self.shift: list[int] = []
+        self.origin: list[int] = []
+        self.seqs: list[list[int]] = []
+        used: set[str] = set()
+        for k, route in enumerate(routes):
+            used.add(route.shift_id)
+            si = shift_pos.get(route.shift_id)
+            ids = route.visit_ids
+            searchable = (
+                si is not None
+                and all(vid in vindex for vid in ids)
+                and not any(vid in fixed_ids for vid in ids)
+            )
+            by_break = {b.id: b for b in problem.shifts[si].breaks} if si is not None else {}
+            taken = [s.break_id for s in route.stops if s.kind is StopKind.BREAK]
+            searchable = searchable and sorted(map(str, taken)) == sorted(by_break)
+            if not searchable:
+                for stop in route.stops:
+                    if stop.visit_id in vindex:
+                        node(vindex[stop.visit_id], ("", 0), [], stop.start)
+                continue
+            assert si is not None
+            seq: list[int] = []
+            for stop in route.stops[1:-1]:
+                if stop.kind is StopKind.BREAK and stop.break_id in by_break:
+                    b = by_break[stop.break_id]
+                    bw = sorted(
+                        (w.start, w.end - b.duration)
+                        for w in b.windows
+                        if w.end - b.duration >= w.start
+                    )
+                    seq.append(node(-1, (b.id, b.duration), bw or [(_FAR, _FAR)], -_FAR))
+                elif stop.visit_id is not None:
+                    vi = vindex[stop.visit_id]
+                    seq.append(node(vi, ("", 0), _start_windows(problem.visits[vi]), -_FAR))
+            self.shift.append(si)
+            self.origin.append(k)
+            self.seqs.append(seq)
+        for si, s in enumerate(problem.shifts):
+            if s.id in used:
+                continue
+            seq = []
+            for b in sorted(s.breaks, key=lambda b: min((w.start for w in b.windows), default=0)):
+                bw = sorted(
+                    (w.start, w.end - b.duration)
+                    for w in b.windows
+                    if w.end - b.duration >= w.start
+                )
+                if not bw:
+                    break
+                seq.append(node(-1, (b.id, b.duration), bw, -_FAR))
+            else:
+                self.shift.append(si)
+                self.origin.append(-1)
+                self.seqs.append(seq)
+        n_all = len(self.vis)
+        for r, seq in enumerate(self.seqs):
+            for n in seq:
+                self.route_of[n] = r
+        self.movable = [n for n in range(n_all) if self.vis[n] >= 0 and self.const[n] == -_FAR]
+
+        # Links: ``inc[x]`` = (y, a): start(x) >= start(y) + a; ``out[y]`` the same seen from y.
+        self.inc: list[list[tuple[int, int]]] = [[] for _ in range(n_all)]
+        self.out: list[list[tuple[int, int]]] = [[] for _ in range(n_all)]
+        #: Nodes that must be on different routes (parts of one visit, simultaneous pairs).
+        self.apart: list[list[int]] = [[] for _ in range(n_all)]
+        self.partners: list[list[int]] = [[] for _ in range(n_all)]
+
+        def link(x: int, y: int, a: int) -> None:
+            self.inc[x].append((y, a))
+            self.out[y].append((x, a))
+
+        for vi, ns in self.nodes_of.items():
+            v = problem.visits[vi]
+            if len(ns) == 2:
+                x, y = ns
+                link(x, y, 0)
+                link(y, x, 0)
+                self.apart[x].append(y)
+                self.apart[y].append(x)
+            dep = v.depends_on
+            if dep is None or vindex.get(dep.visit_id) not in self.nodes_of:
+                continue
+            first = problem.visits[vindex[dep.visit_id]]
+            for x in ns:
+                for y in self.nodes_of[vindex[dep.visit_id]]:
+                    link(x, y, dep.min_gap)
+                    if dep.max_gap is not None:
+                        link(y, x, -dep.max_gap)
+                    if (
+                        dep.max_gap is not None
+                        and dep.max_gap < first.duration
+                        and dep.min_gap > -v.duration
+                    ):
+                        self.apart[x].append(y)
+                        self.apart[y].append(x)
+        for n in range(n_all):
+            self.partners[n] = sorted({y for y, _ in self.inc[n]} | {y for y, _ in self.out[n]})
+
+        # Compact locations (visits and depots; one zero node for a missing depot).
+        locs: list[int] = []
+        cindex: dict[int, int] = {}
+
+        def cid(loc: int | None) -> int:
+            if loc is None:
+                return -1
+            if loc not in cindex:
+                cindex[loc] = len(locs)
+                locs.append(loc)
+            return cindex[loc]
+
+        self.loc = [cid(x) for x in self.loc_raw]
+        starts = [cid(problem.shifts[si].start_location) for si in self.shift]
+        ends = [cid(problem.shifts[si].end_location) for si in self.shift]
+        zero = len(locs)
+        self.start_node = [zero if c < 0 else c for c in starts]
+        self.end_node = [zero if c < 0 else c for c in ends]
+        idx = np.asarray(locs, dtype=np.intp)
+        mats: dict[str, list[list[int]]] = {}
+        for si in self.shift:
+            prof = problem.shifts[si].profile
+            if prof not in mats:
+                full = np.zeros((zero + 1, zero + 1), dtype=np.int64)
+                if zero:
+                    full[:zero, :zero] = problem.matrices[prof].durations[np.ix_(idx, idx)]
+                mats[prof] = full.tolist()
+        self.mat = [mats[problem.shifts[si].profile] for si in self.shift]
+        shifts = [problem.shifts[si] for si in self.shift]
+        self.t0 = [s.start for s in shifts]
+        self.t1 = [s.end for s in shifts]
+        total_dem = sum(self.dem)
+        self.cap = [total_dem if s.capacity is None else s.capacity for s in shifts]
+        self.maxv = [n_all if s.max_visits is None else s.max_visits for s in shifts]
+        self.maxtt = [_FAR if s.max_travel_time is None else s.max_travel_time for s in shifts]
+
+        from app.scheduling.explain import qualified_shifts
+
+        routes_of_shift: dict[int, list[int]] = {}
+        for r, si in enumerate(self.shift):
+            routes_of_shift.setdefault(si, []).append(r)
+        self.allowed: list[frozenset[int]] = [frozenset()] * n_all
+        self.pen: list[dict[int, int]] = [{} for _ in range(n_all)]
+        for n in self.movable:
+            v = problem.visits[self.vis[n]]
+            rs = [r for s in qualified_shifts(problem, v) for r in routes_of_shift[shift_pos[s.id]]]
+            self.allowed[n] = frozenset(rs)
+            for r in rs:
+                p = visit_penalty(problem, v, self.shift[r], continuity_s, stability_s)
+                if p:
+                    self.pen[n][r] = p
+
+        self.near: list[list[int]] = [[] for _ in range(n_all)]
+        if len(self.movable) > 1 and self.mat:
+            m = np.asarray(self.mat[0], dtype=np.float64)
+            mv = np.asarray(self.movable, dtype=np.intp)
+            ci = np.asarray([self.loc[n] for n in self.movable], dtype=np.intp)
+            d = m[np.ix_(ci, ci)] + m[np.ix_(ci, ci)].T
+            np.fill_diagonal(d, np.inf)
+            k = min(NEIGHBOURS, len(self.movable) - 1)
+            order = np.argsort(d, axis=1, kind="stable")[:, :k]
+            for row, n in enumerate(self.movable):
+                self.near[n] = [int(x) for x in mv[order[row]]]
+
+        self.start: list[int] = [c if c != -_FAR else 0 for c in self.const]
+        self.travel = [self.route_travel(r, seq) for r, seq in enumerate(self.seqs)]
+        self.ok = True
+        times = self.times({}, range(len(self.seqs)))
+        if times is None or any(t is None for t in self.travel):
+            self.ok = False
+            return
+        for n, t in times.items():
+            self.start[n] = t
+
+    # ----------------------------------------------------------------- evaluation
+
+    def route_travel(self, r: int, seq: Sequence[int]) -> int | None:
+        """Travel of route ``r`` doing ``seq``; None when a per-route limit is broken."""
+        mat, loc = self.mat[r], self.loc
+        prev = self.start_node[r]
+        tt = visits = load = 0
+        for n in seq:
+            if self.vis[n] < 0:
+                continue
+            tt += mat[prev][loc[n]]
+            prev = loc[n]
+            visits += 1
+            load += self.dem[n]
+        tt += mat[prev][self.end_node[r]]
+        if tt > self.maxtt[r] or visits > self.maxv[r] or load > self.cap[r]:
+            return None
+        return tt
+
+    def times(
+        self, change: Mapping[int, Sequence[int]], routes: Iterable[int]
+    ) -> dict[int, int] | None:
+        """Earliest starts of the nodes of ``routes`` (and of routes pulled in) after ``change``.
+
+        Routes not re-timed keep their current starts. A route is pulled in when a link from a
+        re-timed node asks one of its nodes to start later, or when the node holding it back
+        starts earlier. Returns None when no schedule keeps every rule.
+        """
+        seqs, where = self.seqs, self.route_of
+        moved: dict[int, int] = {n: r for r, s in change.items() for n in s}
+        inside = set(routes) | set(change)
+        start: dict[int, int] = {}
+        todo = sorted(inside)
+        wins, dur, loc, const, inc, out = (
+            self.wins,
+            self.dur,
+            self.loc,
+            self.const,
+            self.inc,
+            self.out,
+        )
+        old = self.start
+        for _ in range(_MAX_PASSES):
+            nxt: set[int] = set()
+            for r in todo:
+                seq = change[r] if r in change else seqs[r]
+                mat = self.mat[r]
+                now, here = self.t0[r], self.start_node[r]
+                changed: list[int] = []
+                for n in seq:
+                    if self.vis[n] >= 0:
+                        now += mat[here][loc[n]]
+                        here = loc[n]
+                    for y, a in inc[n]:
+                        ry = moved.get(y, where[y])
+                        if ry in inside:
+                            t = start.get(y)
+                            if t is not None and t + a > now:
+                                now = t + a
+                        elif const[y] != -_FAR:
+                            if const[y] + a > now:
+                                now = const[y] + a
+                        elif old[y] + a > now:
+                            now = old[y] + a
+                    s = _earliest(wins[n], now)
+                    if s >= _FAR:
+                        return None
+                    if start.get(n) != s:
+                        start[n] = s
+                        changed.append(n)
+                    now = s + dur[n]
+                if now + mat[here][self.end_node[r]] > self.t1[r]:
+                    return None
+                for x in changed:
+                    sx = start[x]
+                    for y, a in out[x]:
+                        ry = moved.get(y, where[y])
+                        if ry in inside:
+                            t = start.get(y)
+                            if t is not None and t < sx + a:
+                                nxt.add(ry)
+                        elif const[y] != -_FAR:
+                            if const[y] < sx + a:
+                                return None
+                        elif old[y] < sx + a or (sx < old[x] and old[y] == old[x] + a):
+                            # Must start later, or may start earlier: re-time its route.
+                            inside.add(ry)
+                            nxt.add(ry)
+            if not nxt:
+                return start
+            todo = sorted(nxt)
+        return None
+
+    def tardiness(self, starts: Mapping[int, int]) -> tuple[int, int]:
+        """Total and maximum lateness with ``starts`` overriding the current starts."""
+        total = worst = 0
+        due = self.due
+        for n in self.movable:
+            late = starts.get(n, self.start[n]) - due[n]
+            if late > 0:
+                total += late
+                if late > worst:
+                    worst = late
+        return total, worst
+
+    def penalty(self, r: int, seq: Sequence[int]) -> int:
+        """Continuity / stability penalties of route ``r`` doing ``seq``."""
+        return sum(self.pen[n].get(r, 0) for n in seq if self.pen[n])
+
+    def cost(self) -> int:
+        """Objective of the current schedule."""
+        total, worst = self.tardiness({})
+        pen = sum(self.penalty(r, s) for r, s in enumerate(self.seqs))
+        return sum(t or 0 for t in self.travel) + pen + total + worst
+
+    # ----------------------------------------------------------------- output
+
+    def routes(self) -> list[Route | None]:
+        """Timed routes per search route (None for a route without visits)."""
+        out: list[Route | None] = []
+        for r, seq in enumerate(self.seqs):
+            if not any(self.vis[n] >= 0 for n in seq):
+                out.append(None)
+                continue
+            wins: list[list[tuple[int, int]]] = [[] for _ in range(self.nv)]
+            breaks: list[tuple[str, int, list[tuple[int, int]]]] = []
+            items: list[int] = []
+            for n in seq:
+                s = self.start[n]
+                if self.vis[n] >= 0:
+                    wins[self.vis[n]] = [(s, s)]
+                    items.append(self.vis[n])
+                else:
+                    items.append(self.nv + len(breaks))
+                    breaks.append((self.brk[n][0], self.brk[n][1], [(s, s)]))
+            out.append(timed_route(self.problem, self.shift[r], items, wins, breaks))
+        return out
+
+
+class _Search:
+    """Local search and perturbation over a :class:`_Schedule`."""
+
+    def __init__(self, sc: _Schedule, rng: random.Random, deadline: float) -> None:
+        self.sc = sc
+        self.rng = rng
+        self.deadline = deadline
+        self.current = sc.cost()
+        self.moves = 0
+        #: Routes the last applied move changed.
+        self.last: list[int] = []
+
+    def out_of_time(self) -> bool:
+        return time.perf_counter() >= self.deadline
+
+    def attempt(self, change: dict[int, list[int]]) -> bool:
+        """Apply ``change`` (route -> new sequence) when it keeps every rule and costs less."""
+        sc = self.sc
+        for r, seq in change.items():
+            for n in seq:
+                if sc.vis[n] >= 0 and r not in sc.allowed[n]:
+                    return False
+                for y in sc.apart[n]:
+                    if y in seq:
+                        return False
+        travel = {}
+        for r, seq in change.items():
+            t = sc.route_travel(r, seq)
+            if t is None:
+                return False
+            travel[r] = t
+        d_travel = sum(travel[r] - (sc.travel[r] or 0) for r in change)
+        d_pen = sum(sc.penalty(r, s) - sc.penalty(r, sc.seqs[r]) for r, s in change.items())
+        starts = sc.times(change, ())
+        if starts is None:
+            return False
+        total, worst = sc.tardiness(starts)
+        new = self.current - self.base_tardiness() + total + worst + d_travel + d_pen
+        if new >= self.current:
+            return False
+        for r, seq in change.items():
+            sc.seqs[r] = seq
+            sc.travel[r] = travel[r]
+            for n in seq:
+                sc.route_of[n] = r
+        for n, t in starts.items():
+            sc.start[n] = t
+        self.current = new
+        self.moves += 1
+        self.last = list(change)
+        self._tard = None
+        return True
+
+    _tard: int | None = None
+
+    def base_tardiness(self) -> int:
+        if self._tard is None:
+            total, worst = self.sc.tardiness({})
+            self._tard = total + worst
+        return self._tard
+
+    # ----------------------------------------------------------------- moves
+
+    def _without(self, nodes: Iterable[int]) -> dict[int, list[int]]:
+        sc = self.sc
+        gone = set(nodes)
+        change: dict[int, list[int]] = {}
+        for n in gone:
+            r = sc.route_of[n]
+            if r not in change:
+                change[r] = [x for x in sc.seqs[r] if x not in gone]
+        return change
+
+    @staticmethod
+    def _insert(
+        change: dict[int, list[int]], seqs: Sequence[list[int]], r: int, at: int, n: int
+    ) -> None:
+        seq = change[r] if r in change else list(seqs[r])
+        seq.insert(min(at, len(seq)), n)
+        change[r] = seq
+
+    def _places(self, n: int, gone: Iterable[int]) -> list[tuple[int, int, int]]:
+        """(travel delta, route, anchor) for ``n`` next to its near visits; anchor < 0 = before."""
+        sc = self.sc
+        skip = set(gone) | {n}
+        out: list[tuple[int, int, int]] = []
+        for w in sc.near[n]:
+            r = sc.route_of[w]
+            if w in skip or r < 0 or r not in sc.allowed[n] or sc.const[w] != -_FAR:
+                continue
+            mat, ln, lw = sc.mat[r], sc.loc[n], sc.loc[w]
+            out.append((mat[ln][lw] + mat[lw][ln], r, ~w))
+            out.append((mat[lw][ln] + mat[ln][lw], r, w))
+        return out
+
+    def _put(self, change: dict[int, list[int]], n: int, r: int, anchor: int) -> None:
+        seq = change[r] if r in change else list(self.sc.seqs[r])
+        w = ~anchor if anchor < 0 else anchor
+        i = seq.index(w)
+        seq.insert(i if anchor < 0 else i + 1, n)
+        change[r] = seq
+
+    def relocate(self, n: int) -> bool:
+        for _d, r, anchor in self._places(n, ()):
+            change = self._without([n])
+            if r not in change:
+                change[r] = list(self.sc.seqs[r])
+            self._put(change, n, r, anchor)
+            if change[r] == self.sc.seqs[r]:
+                continue
+            if self.attempt(change):
+                return True
+        return self.to_empty(n)
+
+    def to_empty(self, n: int) -> bool:
+        """``n`` alone on the first unused route it may go on (one per shift kind)."""
+        sc = self.sc
+        for r in sorted(sc.allowed[n]):
+            if not any(sc.vis[x] >= 0 for x in sc.seqs[r]):
+                change = self._without([n])
+                change[r] = [*sc.seqs[r], n]
+                return self.attempt(change)
+        return False
+
+    def exchange(self, n: int) -> bool:
+        sc = self.sc
+        rn = sc.route_of[n]
+        for w in sc.near[n]:
+            rw = sc.route_of[w]
+            if rw < 0 or rw == rn or sc.const[w] != -_FAR:
+                continue
+            if rw not in sc.allowed[n] or rn not in sc.allowed[w]:
+                continue
+            a, b = list(sc.seqs[rn]), list(sc.seqs[rw])
+            a[a.index(n)], b[b.index(w)] = w, n
+            if self.attempt({rn: a, rw: b}):
+                return True
+        return False
+
+    def two_opt(self, n: int) -> bool:
+        """Tails swapped: ``n``, then ``w`` and its tail; ``w``'s head, then ``n``'s tail."""
+        sc = self.sc
+        rn = sc.route_of[n]
+        for w in sc.near[n]:
+            rw = sc.route_of[w]
+            if rw < 0 or rw == rn or sc.const[w] != -_FAR:
+                continue
+            a, b = sc.seqs[rn], sc.seqs[rw]
+            i, j = a.index(n) + 1, b.index(w)
+            ta, tb = a[i:], b[j:]
+            if any(sc.vis[x] < 0 for x in (*ta, *tb)):
+                continue
+            if any(rw not in sc.allowed[x] for x in tb) or any(rn not in sc.allowed[x] for x in ta):
+                continue
+            if self.attempt({rn: a[:i] + tb, rw: b[:j] + ta}):
+                return True
+        return False
+
+    def pair(self, n: int) -> bool:
+        """``n`` and one linked partner moved together to near places."""
+        sc = self.sc
+        for p in sc.partners[n]:
+            if sc.const[p] != -_FAR or sc.vis[p] < 0:
+                continue
+            pn = sorted(self._places(n, [p]))[:_PAIR_PLACES]
+            pp = sorted(self._places(p, [n]))[:_PAIR_PLACES]
+            for _dn, rn, an in pn:
+                for _dp, rp, ap in pp:
+                    if rn == rp and p in sc.apart[n]:
+                        continue
+                    change = self._without([n, p])
+                    self._put(change, n, rn, an)
+                    self._put(change, p, rp, ap)
+                    if self.attempt(change):
+                        return True
+        return False
+
+    def local_search(self, nodes: Sequence[int]) -> None:
+        """First-improvement descent from ``nodes`` until no move improves or time runs out."""
+        queue = list(nodes)
+        queued = set(queue)
+        while queue:
+            if self.out_of_time():
+                return
+            n = queue.pop(0)
+            queued.discard(n)
+            if self.relocate(n) or self.exchange(n) or self.two_opt(n) or self.pair(n):
+                touched = {
+                    x
+                    for r in self.last
+                    for x in self.sc.seqs[r]
+                    if self.sc.vis[x] >= 0 and self.sc.const[x] == -_FAR
+                }
+                for x in sorted(touched | {n}):
+                    if x not in queued:
+                        queue.append(x)
+                        queued.add(x)
+
+    # ----------------------------------------------------------------- perturbation
+
+    def ruin_recreate(self, size: int) -> bool:
+        """Take out ``size`` nearby visits with their partners; put each back where cheapest."""
+        sc = self.sc
+        seed = self.rng.choice(sc.movable)
+        picked: list[int] = []
+        for n in [seed, *sc.near[seed]]:
+            group = [n, *(p for p in sc.partners[n] if sc.const[p] == -_FAR and sc.vis[p] >= 0)]
+            for x in group:
+                if x not in picked:
+                    picked.append(x)
+            if len(picked) >= size:
+                break
+        change = self._without(picked)
+        seqs = [change.get(r, s) for r, s in enumerate(sc.seqs)]
+        self.rng.shuffle(picked)
+        for n in picked:
+            best: tuple[int, int, int] | None = None
+            for r in sc.allowed[n]:
+                seq = seqs[r]
+                if any(y in seq for y in sc.apart[n]):
+                    continue
+                mat, ln = sc.mat[r], sc.loc[n]
+                before = [sc.start_node[r]] * (len(seq) + 1)
+                for i, x in enumerate(seq):
+                    before[i + 1] = sc.loc[x] if sc.vis[x] >= 0 else before[i]
+                after = sc.end_node[r]
+                for i in range(len(seq), -1, -1):
+                    if i < len(seq) and sc.vis[seq[i]] >= 0:
+                        after = sc.loc[seq[i]]
+                    b = before[i]
+                    d = mat[b][ln] + mat[ln][after] - mat[b][after]
+                    if best is None or d < best[0]:
+                        best = (d, r, i)
+            if best is None:
+                return False
+            _d, r, i = best
+            seqs[r] = [*seqs[r][:i], n, *seqs[r][i:]]
+        full = {r: s for r, s in enumerate(seqs) if s != sc.seqs[r]}
+        return self.attempt(full)
+
+
+def improve_coupled(
+    problem: Problem,
+    routes: Sequence[Route],
+    time_limit_s: float,
+    *,
+    continuity_penalty_s: int = 0,
+    stability_penalty_s: int = 0,
+    seed: int = 0,
+) -> CoupledResult:
+    """Improve routes with linked visits and soft windows by a coupled local search.
+
+    Parameters
+    ----------
+    problem
+        The problem the routes solve.
+    routes
+        Valid routes (as :func:`app.scheduling.solve` builds them).
+    time_limit_s
+        Wall-clock budget. The search stops earlier when no move improves and a few
+        perturbations found nothing better.
+    continuity_penalty_s, stability_penalty_s
+        The penalties the objective charges, as in :class:`app.scheduling.model.SolveOptions`.
+    seed
+        Seed of the random choices.
+
+    Returns
+    -------
+    CoupledResult
+        The improved routes (routes left without visits are dropped, shifts not used before
+        may appear), or the input routes when nothing better that keeps every rule was found.
+    """
+    deadline = time.perf_counter() + max(time_limit_s, 0.0)
+    sc = _Schedule(problem, routes, continuity_penalty_s, stability_penalty_s)
+    if not sc.ok or not sc.movable or time_limit_s <= 0:
+        return CoupledResult(tuple(routes), 0, 0, 0)
+    rng = random.Random(seed)
+    st = _Search(sc, rng, deadline)
+    before = st.current
+    order = list(sc.movable)
+    rng.shuffle(order)
+    st.local_search(order)
+    best_cost = st.current
+    best = ([list(s) for s in sc.seqs], list(sc.start), list(sc.travel), list(sc.route_of))
+    while not st.out_of_time():
+        size = rng.randint(3, max(3, min(12, len(sc.movable) // 4)))
+        snap = ([list(s) for s in sc.seqs], list(sc.start), list(sc.travel), list(sc.route_of))
+        cur = st.current
+        if not st.ruin_recreate(size):
+            continue
+        touched = [n for r, s in enumerate(sc.seqs) if s != snap[0][r] for n in s if sc.vis[n] >= 0]
+        st.local_search([n for n in touched if sc.const[n] == -_FAR])
+        if st.current < best_cost:
+            best_cost = st.current
+            best = ([list(s) for s in sc.seqs], list(sc.start), list(sc.travel), list(sc.route_of))
+        elif st.current > cur:
+            sc.seqs, sc.start, sc.travel, sc.route_of = snap
+            st.current, st._tard = cur, None
+    sc.seqs, sc.start, sc.travel, sc.route_of = best
+    if best_cost >= before:
+        return CoupledResult(tuple(routes), before, before, st.moves)
+    timed = sc.routes()
+    out: list[Route] = []
+    by_origin = {sc.origin[r]: r for r in range(len(sc.seqs)) if sc.origin[r] >= 0}
+    for k, route in enumerate(routes):
+        r = by_origin.get(k)
+        if r is None:
+            out.append(route)
+        elif (t := timed[r]) is not None:
+            out.append(t)
+    out.extend(t for r, t in enumerate(timed) if sc.origin[r] < 0 and t is not None)
+    found = validate(problem, pending_plan(problem, out))
+    old = validate(problem, pending_plan(problem, routes))
+    hard = [f for f in found if f.kind is not ViolationKind.PRIORITY]
+    if hard or len(found) > len(old):
+        return CoupledResult(tuple(routes), before, before, st.moves)
+    return CoupledResult(tuple(out), before, best_cost, st.moves)
+
+
+__all__ = ["CoupledResult", "improve_coupled"]
