@@ -30,10 +30,12 @@ routes come back when the result breaks any rule or is not cheaper.
 
 from __future__ import annotations
 
+import bisect
 import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -42,12 +44,20 @@ from app.scheduling.model import Problem, Route, StopKind, pending_plan
 from app.scheduling.validate import ViolationKind, validate
 
 _FAR = 2**62
+#: ``route_of`` of a visit taken out by ruin-and-recreate (not on any route for now).
+_OUT = -2
+#: Anchor meaning "at the end of the route".
+_APPEND = 2**40
 #: Nearest visits around each visit where moves put it.
 NEIGHBOURS = 12
 #: Re-timing passes after which a schedule counts as impossible (the links form a loop).
 _MAX_PASSES = 40
 #: Cheapest places per visit combined by the pair move.
 _PAIR_PLACES = 4
+#: Perturbations in a row without a better plan after which the search stops.
+_MAX_STALE = 2000
+#: Cheapest estimated places per visit evaluated exactly when a visit is put back.
+_RECREATE_TRIES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +356,8 @@ class _Schedule:
                         here = loc[n]
                     for y, a in inc[n]:
                         ry = moved.get(y, where[y])
+                        if ry == _OUT:
+                            continue
                         if ry in inside:
                             t = start.get(y)
                             if t is not None and t + a > now:
@@ -368,6 +380,8 @@ class _Schedule:
                     sx = start[x]
                     for y, a in out[x]:
                         ry = moved.get(y, where[y])
+                        if ry == _OUT:
+                            continue
                         if ry in inside:
                             t = start.get(y)
                             if t is not None and t < sx + a:
@@ -387,9 +401,14 @@ class _Schedule:
     def tardiness(self, starts: Mapping[int, int]) -> tuple[int, int]:
         """Total and maximum lateness with ``starts`` overriding the current starts."""
         total = worst = 0
-        due = self.due
+        due, where = self.due, self.route_of
         for n in self.movable:
-            late = starts.get(n, self.start[n]) - due[n]
+            t = starts.get(n)
+            if t is None:
+                if where[n] == _OUT:
+                    continue
+                t = self.start[n]
+            late = t - due[n]
             if late > 0:
                 total += late
                 if late > worst:
@@ -445,31 +464,42 @@ class _Search:
     def out_of_time(self) -> bool:
         return time.perf_counter() >= self.deadline
 
-    def attempt(self, change: dict[int, list[int]]) -> bool:
-        """Apply ``change`` (route -> new sequence) when it keeps every rule and costs less."""
+    def evaluate(
+        self, change: Mapping[int, list[int]]
+    ) -> tuple[int, dict[int, int], dict[int, int]] | None:
+        """(objective, travel per changed route, new starts) after ``change``, or None when it
+        breaks a rule."""
         sc = self.sc
         for r, seq in change.items():
             for n in seq:
                 if sc.vis[n] >= 0 and r not in sc.allowed[n]:
-                    return False
+                    return None
                 for y in sc.apart[n]:
                     if y in seq:
-                        return False
+                        return None
         travel = {}
         for r, seq in change.items():
             t = sc.route_travel(r, seq)
             if t is None:
-                return False
+                return None
             travel[r] = t
         d_travel = sum(travel[r] - (sc.travel[r] or 0) for r in change)
         d_pen = sum(sc.penalty(r, s) - sc.penalty(r, sc.seqs[r]) for r, s in change.items())
         starts = sc.times(change, ())
         if starts is None:
-            return False
+            return None
         total, worst = sc.tardiness(starts)
         new = self.current - self.base_tardiness() + total + worst + d_travel + d_pen
-        if new >= self.current:
-            return False
+        return new, travel, starts
+
+    def apply(
+        self,
+        change: Mapping[int, list[int]],
+        found: tuple[int, dict[int, int], dict[int, int]],
+    ) -> None:
+        """Make ``change`` the current solution (``found``: its :meth:`evaluate`)."""
+        sc = self.sc
+        new, travel, starts = found
         for r, seq in change.items():
             sc.seqs[r] = seq
             sc.travel[r] = travel[r]
@@ -478,9 +508,16 @@ class _Search:
         for n, t in starts.items():
             sc.start[n] = t
         self.current = new
-        self.moves += 1
         self.last = list(change)
         self._tard = None
+
+    def attempt(self, change: dict[int, list[int]]) -> bool:
+        """Apply ``change`` (route -> new sequence) when it keeps every rule and costs less."""
+        found = self.evaluate(change)
+        if found is None or found[0] >= self.current:
+            return False
+        self.apply(change, found)
+        self.moves += 1
         return True
 
     _tard: int | None = None
@@ -525,15 +562,37 @@ class _Search:
             out.append((mat[lw][ln] + mat[ln][lw], r, w))
         return out
 
+    def _timely(self, n: int, gone: Iterable[int]) -> list[tuple[int, int, int]]:
+        """(0, route, anchor) for ``n`` around the stops of each allowed route that start when
+        ``n`` is due (its latest preferred start, else its earliest start)."""
+        sc = self.sc
+        skip = set(gone) | {n}
+        target = sc.due[n] if sc.due[n] < _FAR else sc.wins[n][0][0]
+        out: list[tuple[int, int, int]] = []
+        for r in sorted(sc.allowed[n]):
+            seq = [x for x in sc.seqs[r] if x not in skip]
+            if not seq:
+                continue
+            i = bisect.bisect_right([sc.start[x] for x in seq], target)
+            for k in range(max(0, i - 2), min(len(seq), i + 2)):
+                out.append((0, r, ~seq[k]))
+            if i >= len(seq) - 1:
+                out.append((0, r, seq[-1]))
+        return out
+
     def _put(self, change: dict[int, list[int]], n: int, r: int, anchor: int) -> None:
         seq = change[r] if r in change else list(self.sc.seqs[r])
+        if anchor == _APPEND:
+            seq.append(n)
+            change[r] = seq
+            return
         w = ~anchor if anchor < 0 else anchor
         i = seq.index(w)
         seq.insert(i if anchor < 0 else i + 1, n)
         change[r] = seq
 
     def relocate(self, n: int) -> bool:
-        for _d, r, anchor in self._places(n, ()):
+        for _d, r, anchor in [*self._places(n, ()), *self._timely(n, ())]:
             change = self._without([n])
             if r not in change:
                 change[r] = list(self.sc.seqs[r])
@@ -607,6 +666,24 @@ class _Search:
                         return True
         return False
 
+    def reorder(self, n: int) -> bool:
+        """``n`` moved to every other place of its own route, or swapped with any stop there."""
+        sc = self.sc
+        r = sc.route_of[n]
+        seq = sc.seqs[r]
+        i = seq.index(n)
+        rest = [x for x in seq if x != n]
+        for k in range(len(rest) + 1):
+            if k != i and self.attempt({r: [*rest[:k], n, *rest[k:]]}):
+                return True
+        for k, x in enumerate(seq):
+            if k != i and sc.vis[x] >= 0:
+                new = list(seq)
+                new[i], new[k] = x, n
+                if self.attempt({r: new}):
+                    return True
+        return False
+
     def local_search(self, nodes: Sequence[int]) -> None:
         """First-improvement descent from ``nodes`` until no move improves or time runs out."""
         queue = list(nodes)
@@ -616,7 +693,13 @@ class _Search:
                 return
             n = queue.pop(0)
             queued.discard(n)
-            if self.relocate(n) or self.exchange(n) or self.two_opt(n) or self.pair(n):
+            if (
+                self.reorder(n)
+                or self.relocate(n)
+                or self.exchange(n)
+                or self.two_opt(n)
+                or self.pair(n)
+            ):
                 touched = {
                     x
                     for r in self.last
@@ -630,45 +713,145 @@ class _Search:
 
     # ----------------------------------------------------------------- perturbation
 
-    def ruin_recreate(self, size: int) -> bool:
-        """Take out ``size`` nearby visits with their partners; put each back where cheapest."""
+    def _estimates(self, x: int) -> list[tuple[int, int, int]]:
+        """(estimated cost, route, anchor) of every place of ``x`` on its allowed routes.
+
+        The estimate is the added travel, ``x``'s own lateness and the delay it pushes onto the
+        next stop (times the stops after it); links to planned partners bound ``x``'s start.
+        """
         sc = self.sc
-        seed = self.rng.choice(sc.movable)
+        lx, wx, dx, due = sc.loc[x], sc.wins[x], sc.dur[x], sc.due[x]
+        lo = -_FAR
+        for y, a in sc.inc[x]:
+            if sc.route_of[y] != _OUT and sc.start[y] + a > lo:
+                lo = sc.start[y] + a
+        out: list[tuple[int, int, int]] = []
+        for r in sc.allowed[x]:
+            seq = sc.seqs[r]
+            if any(sc.route_of[y] == r for y in sc.apart[x]):
+                continue
+            mat = sc.mat[r]
+            here, free = sc.start_node[r], sc.t0[r]
+            m = len(seq)
+            for i in range(m + 1):
+                b = seq[i] if i < m else -1
+                nxt = sc.end_node[r] if b < 0 or sc.vis[b] < 0 else sc.loc[b]
+                if b >= 0 and sc.vis[b] < 0:
+                    nxt = here
+                go = mat[here][lx]
+                s = _earliest(wx, max(free + go, lo))
+                if s < _FAR:
+                    cost = go + mat[lx][nxt] - mat[here][nxt] + max(0, s - due)
+                    if b >= 0:
+                        push = s + dx + mat[lx][nxt] - sc.start[b]
+                        if push > 0:
+                            cost += push * (m - i)
+                    out.append((cost, r, ~b if b >= 0 else _APPEND))
+                if b >= 0:
+                    if sc.vis[b] >= 0:
+                        here = sc.loc[b]
+                    free = sc.start[b] + sc.dur[b]
+        out.sort()
+        return out
+
+    def _best_insert(self, x: int, keep: int) -> list[tuple[int, dict[int, list[int]], Any]]:
+        """The ``keep`` best exact insertions of ``x`` among its cheapest estimated places."""
+        found: list[tuple[int, dict[int, list[int]], Any]] = []
+        for _c, r, anchor in self._estimates(x)[:_RECREATE_TRIES]:
+            change: dict[int, list[int]] = {}
+            self._put(change, x, r, anchor)
+            ev = self.evaluate(change)
+            if ev is not None:
+                found.append((ev[0], change, ev))
+        found.sort(key=lambda f: f[0])
+        return found[:keep]
+
+    def take_out(self, nodes: Sequence[int]) -> None:
+        """Remove ``nodes`` from their routes (re-timing what is left)."""
+        change = self._without(nodes)
+        for n in nodes:
+            self.sc.route_of[n] = _OUT
+        ev = self.evaluate(change)
+        assert ev is not None  # fewer stops and links never make a schedule impossible
+        self.apply(change, ev)
+
+    def put_back(self, group: Sequence[int]) -> bool:
+        """Insert ``group`` (a visit, or a linked pair) at its cheapest exact places."""
+        if len(group) == 1:
+            best = self._best_insert(group[0], 1)
+            if not best:
+                return False
+            self.apply(best[0][1], best[0][2])
+            return True
+        x, y = group[0], group[1]
+        snap = self.snapshot()
+        options: list[tuple[int, dict[int, list[int]], Any, dict[int, list[int]], Any]] = []
+        for _c, change, ev in self._best_insert(x, 2):
+            self.apply(change, ev)
+            for c2, change2, ev2 in self._best_insert(y, 1):
+                options.append((c2, change, ev, change2, ev2))
+            self.restore(snap)
+        if not options:
+            return False
+        _c, change, ev, change2, ev2 = min(options, key=lambda o: o[0])
+        self.apply(change, ev)
+        self.apply(change2, ev2)
+        return True
+
+    def snapshot(self) -> tuple[list[list[int]], list[int], list[int | None], list[int], int]:
+        """The current solution, for :meth:`restore`."""
+        sc = self.sc
+        return (
+            [list(s) for s in sc.seqs],
+            list(sc.start),
+            list(sc.travel),
+            list(sc.route_of),
+            self.current,
+        )
+
+    def restore(
+        self, snap: tuple[list[list[int]], list[int], list[int | None], list[int], int]
+    ) -> None:
+        """Go back to a :meth:`snapshot`."""
+        sc = self.sc
+        seqs, start, travel, where, cur = snap
+        sc.seqs = [list(s) for s in seqs]
+        sc.start, sc.travel, sc.route_of = list(start), list(travel), list(where)
+        self.current = cur
+        self._tard = None
+
+    def ruin_recreate(self, size: int) -> bool:
+        """Take out ``size`` related visits with their partners and put them back one group at
+        a time (latest-due first is tried last) where the exact objective grows least."""
+        sc = self.sc
+        if self.rng.random() < 0.5:
+            seed = self.rng.choice(sc.movable)
+        else:
+            late = sorted(sc.movable, key=lambda n: sc.due[n] - sc.start[n])[:5]
+            seed = self.rng.choice(late)
         picked: list[int] = []
         for n in [seed, *sc.near[seed]]:
-            group = [n, *(p for p in sc.partners[n] if sc.const[p] == -_FAR and sc.vis[p] >= 0)]
-            for x in group:
-                if x not in picked:
+            for x in (n, *sc.partners[n]):
+                if x not in picked and sc.const[x] == -_FAR and sc.vis[x] >= 0:
                     picked.append(x)
             if len(picked) >= size:
                 break
-        change = self._without(picked)
-        seqs = [change.get(r, s) for r, s in enumerate(sc.seqs)]
-        self.rng.shuffle(picked)
+        groups: list[list[int]] = []
+        seen: set[int] = set()
         for n in picked:
-            best: tuple[int, int, int] | None = None
-            for r in sc.allowed[n]:
-                seq = seqs[r]
-                if any(y in seq for y in sc.apart[n]):
-                    continue
-                mat, ln = sc.mat[r], sc.loc[n]
-                before = [sc.start_node[r]] * (len(seq) + 1)
-                for i, x in enumerate(seq):
-                    before[i + 1] = sc.loc[x] if sc.vis[x] >= 0 else before[i]
-                after = sc.end_node[r]
-                for i in range(len(seq), -1, -1):
-                    if i < len(seq) and sc.vis[seq[i]] >= 0:
-                        after = sc.loc[seq[i]]
-                    b = before[i]
-                    d = mat[b][ln] + mat[ln][after] - mat[b][after]
-                    if best is None or d < best[0]:
-                        best = (d, r, i)
-            if best is None:
+            if n in seen:
+                continue
+            g = [n, *(p for p in sc.partners[n] if p in picked and p not in seen)]
+            seen.update(g)
+            if len(g) > 2:
                 return False
-            _d, r, i = best
-            seqs[r] = [*seqs[r][:i], n, *seqs[r][i:]]
-        full = {r: s for r, s in enumerate(seqs) if s != sc.seqs[r]}
-        return self.attempt(full)
+            groups.append(g)
+        self.take_out(picked)
+        if self.rng.random() < 0.5:
+            groups.sort(key=lambda g: min(sc.due[x] for x in g))
+        else:
+            self.rng.shuffle(groups)
+        return all(self.put_back(g) for g in groups)
 
 
 def improve_coupled(
@@ -713,32 +896,37 @@ def improve_coupled(
     rng.shuffle(order)
     st.local_search(order)
     best_cost = st.current
-    best = ([list(s) for s in sc.seqs], list(sc.start), list(sc.travel), list(sc.route_of))
-    while not st.out_of_time():
-        size = rng.randint(3, max(3, min(12, len(sc.movable) // 4)))
-        snap = ([list(s) for s in sc.seqs], list(sc.start), list(sc.travel), list(sc.route_of))
-        cur = st.current
+    best = st.snapshot()
+    start = time.perf_counter()
+    span = max(deadline - start, 1e-9)
+    stale = 0
+    while not st.out_of_time() and stale < _MAX_STALE:
+        size = rng.randint(4, max(4, min(16, len(sc.movable) // 3)))
+        snap = st.snapshot()
         if not st.ruin_recreate(size):
+            st.restore(snap)
+            stale += 1
             continue
-        touched = [n for r, s in enumerate(sc.seqs) if s != snap[0][r] for n in s if sc.vis[n] >= 0]
-        st.local_search([n for n in touched if sc.const[n] == -_FAR])
+        left = 1.0 - (time.perf_counter() - start) / span
         if st.current < best_cost:
-            best_cost = st.current
-            best = ([list(s) for s in sc.seqs], list(sc.start), list(sc.travel), list(sc.route_of))
-        elif st.current > cur:
-            sc.seqs, sc.start, sc.travel, sc.route_of = snap
-            st.current, st._tard = cur, None
-    sc.seqs, sc.start, sc.travel, sc.route_of = best
+            best_cost, best, stale = st.current, st.snapshot(), 0
+            st.moves += 1
+        elif st.current > snap[4] and st.current > best_cost * (1.0 + 0.02 * max(left, 0.0)):
+            st.restore(snap)
+            stale += 1
+        else:
+            stale += 1
+    st.restore(best)
     if best_cost >= before:
         return CoupledResult(tuple(routes), before, before, st.moves)
     timed = sc.routes()
     out: list[Route] = []
     by_origin = {sc.origin[r]: r for r in range(len(sc.seqs)) if sc.origin[r] >= 0}
     for k, route in enumerate(routes):
-        r = by_origin.get(k)
-        if r is None:
+        at = by_origin.get(k)
+        if at is None:
             out.append(route)
-        elif (t := timed[r]) is not None:
+        elif (t := timed[at]) is not None:
             out.append(t)
     out.extend(t for r, t in enumerate(timed) if sc.origin[r] < 0 and t is not None)
     found = validate(problem, pending_plan(problem, out))
