@@ -56,6 +56,8 @@ _MAX_PASSES = 40
 _PAIR_PLACES = 4
 #: Perturbations in a row without a better plan after which the search stops.
 _MAX_STALE = 2000
+#: Cheapest estimated places per visit evaluated exactly by the relocate move.
+_RELOCATE_TRIES = 6
 #: Cheapest estimated places per visit evaluated exactly when a visit is put back.
 _RECREATE_TRIES = 4
 
@@ -272,7 +274,11 @@ class _Schedule:
         self.pen: list[dict[int, int]] = [{} for _ in range(n_all)]
         for n in self.movable:
             v = problem.visits[self.vis[n]]
-            rs = [r for s in qualified_shifts(problem, v) for r in routes_of_shift[shift_pos[s.id]]]
+            rs = [
+                r
+                for s in qualified_shifts(problem, v)
+                for r in routes_of_shift.get(shift_pos[s.id], [])
+            ]
             self.allowed[n] = frozenset(rs)
             for r in rs:
                 p = visit_penalty(problem, v, self.shift[r], continuity_s, stability_s)
@@ -592,7 +598,9 @@ class _Search:
         change[r] = seq
 
     def relocate(self, n: int) -> bool:
-        for _d, r, anchor in [*self._places(n, ()), *self._timely(n, ())]:
+        """``n`` to one of its cheapest estimated places (any route it may go on)."""
+        places = [p for p in self._estimates(n) if p[2] != ~n][:_RELOCATE_TRIES]
+        for _d, r, anchor in places:
             change = self._without([n])
             if r not in change:
                 change[r] = list(self.sc.seqs[r])

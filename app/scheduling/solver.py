@@ -163,7 +163,7 @@ def solve(problem: Problem, options: SolveOptions | None = None) -> Plan:
 
 
 #: Share of the time limit for the attempts when the coupled search follows them.
-_ATTEMPT_SHARE = 0.4
+_ATTEMPT_SHARE = 0.25
 
 
 def _coupled(problem: Problem) -> bool:
