@@ -50,8 +50,11 @@ _OUT = -2
 _APPEND = 2**40
 #: Nearest visits around each visit where moves put it.
 NEIGHBOURS = 12
-#: Re-timing passes after which a schedule counts as impossible (the links form a loop).
+#: Re-timing passes after which a schedule counts as impossible (the links form a loop that
+#: pushes starts later on every pass). A move that needs more is rejected: most such moves do
+#: form a loop, and each pass over a loop costs a pass over the routes it holds.
 _MAX_PASSES = 40
+_MOVE_PASSES = 8
 #: Cheapest places per visit combined by the pair move.
 _PAIR_PLACES = 4
 #: Perturbations in a row without a better plan after which the search stops.
@@ -197,6 +200,8 @@ class _Schedule:
         #: Nodes that must be on different routes (parts of one visit, simultaneous pairs).
         self.apart: list[list[int]] = [[] for _ in range(n_all)]
         self.partners: list[list[int]] = [[] for _ in range(n_all)]
+        #: Nodes that start at the same instant (parts of a double visit, gap [0, 0]).
+        self.sync: list[list[int]] = [[] for _ in range(n_all)]
 
         def link(x: int, y: int, a: int) -> None:
             self.inc[x].append((y, a))
@@ -208,6 +213,8 @@ class _Schedule:
                 x, y = ns
                 link(x, y, 0)
                 link(y, x, 0)
+                self.sync[x].append(y)
+                self.sync[y].append(x)
                 self.apart[x].append(y)
                 self.apart[y].append(x)
             dep = v.depends_on
@@ -219,6 +226,9 @@ class _Schedule:
                     link(x, y, dep.min_gap)
                     if dep.max_gap is not None:
                         link(y, x, -dep.max_gap)
+                    if dep.min_gap == dep.max_gap == 0:
+                        self.sync[x].append(y)
+                        self.sync[y].append(x)
                     if (
                         dep.max_gap is not None
                         and dep.max_gap < first.duration
@@ -300,12 +310,15 @@ class _Schedule:
         self.start: list[int] = [c if c != -_FAR else 0 for c in self.const]
         self.travel = [self.route_travel(r, seq) for r, seq in enumerate(self.seqs)]
         self.ok = True
-        times = self.times({}, range(len(self.seqs)))
+        #: Routes holding a late visit (only there may an earlier start lower the objective).
+        self.late = [True] * len(self.seqs)
+        times = self.times({}, range(len(self.seqs)), _MAX_PASSES)
         if times is None or any(t is None for t in self.travel):
             self.ok = False
             return
         for n, t in times.items():
             self.start[n] = t
+        self.retime()
 
     # ----------------------------------------------------------------- evaluation
 
@@ -327,14 +340,18 @@ class _Schedule:
         return tt
 
     def times(
-        self, change: Mapping[int, Sequence[int]], routes: Iterable[int]
+        self,
+        change: Mapping[int, Sequence[int]],
+        routes: Iterable[int],
+        passes: int = _MOVE_PASSES,
     ) -> dict[int, int] | None:
         """Earliest starts of the nodes of ``routes`` (and of routes pulled in) after ``change``.
 
         Routes not re-timed keep their current starts. A route is pulled in when a link from a
-        re-timed node asks one of its nodes to start later, or when the node holding it back
-        starts earlier. Returns None when no schedule keeps every rule.
+        re-timed node asks one of its nodes to start later, or, on a route with lateness, when
+        the node holding it back starts earlier. Returns None when no schedule keeps every rule.
         """
+        late = self.late
         seqs, where = self.seqs, self.route_of
         moved: dict[int, int] = {n: r for r, s in change.items() for n in s}
         inside = set(routes) | set(change)
@@ -349,7 +366,7 @@ class _Schedule:
             self.out,
         )
         old = self.start
-        for _ in range(_MAX_PASSES):
+        for _ in range(passes):
             nxt: set[int] = set()
             for r in todo:
                 seq = change[r] if r in change else seqs[r]
@@ -395,14 +412,33 @@ class _Schedule:
                         elif const[y] != -_FAR:
                             if const[y] < sx + a:
                                 return None
-                        elif old[y] < sx + a or (sx < old[x] and old[y] == old[x] + a):
-                            # Must start later, or may start earlier: re-time its route.
+                        elif old[y] < sx + a or (
+                            sx < old[x] and old[y] == old[x] + a and late[ry]
+                        ):
+                            # Must start later, or may start earlier where lateness is
+                            # at stake: re-time its route. (Elsewhere a start left later
+                            # than it could be costs nothing; :meth:`retime` settles it.)
                             inside.add(ry)
                             nxt.add(ry)
             if not nxt:
                 return start
             todo = sorted(nxt)
         return None
+
+    def retime(self) -> None:
+        """Every route at its earliest schedule (after moves that left some starts later)."""
+        found = self.times({}, range(len(self.seqs)), _MAX_PASSES)
+        if found is None:  # the current starts keep every rule, so this cannot happen
+            return
+        for n, t in found.items():
+            self.start[n] = t
+        self.flag_late()
+
+    def flag_late(self) -> None:
+        """Recompute :attr:`late` from the current starts."""
+        self.late = [
+            any(self.start[n] > self.due[n] for n in seq if self.vis[n] >= 0) for seq in self.seqs
+        ]
 
     def tardiness(self, starts: Mapping[int, int]) -> tuple[int, int]:
         """Total and maximum lateness with ``starts`` overriding the current starts."""
@@ -471,7 +507,7 @@ class _Search:
         return time.perf_counter() >= self.deadline
 
     def evaluate(
-        self, change: Mapping[int, list[int]]
+        self, change: Mapping[int, list[int]], passes: int = _MOVE_PASSES
     ) -> tuple[int, dict[int, int], dict[int, int]] | None:
         """(objective, travel per changed route, new starts) after ``change``, or None when it
         breaks a rule."""
@@ -491,12 +527,32 @@ class _Search:
             travel[r] = t
         d_travel = sum(travel[r] - (sc.travel[r] or 0) for r in change)
         d_pen = sum(sc.penalty(r, s) - sc.penalty(r, sc.seqs[r]) for r, s in change.items())
-        starts = sc.times(change, ())
+        if self._crossed(change):
+            return None
+        starts = sc.times(change, (), passes)
         if starts is None:
             return None
         total, worst = sc.tardiness(starts)
         new = self.current - self.base_tardiness() + total + worst + d_travel + d_pen
         return new, travel, starts
+
+    def _crossed(self, change: Mapping[int, list[int]]) -> bool:
+        """Whether two routes do two synchronised pairs in opposite orders (no schedule can)."""
+        sc = self.sc
+        at = {n: i for seq in change.values() for i, n in enumerate(seq)}
+        moved = {n: r for r, seq in change.items() for n in seq}
+        for seq in change.values():
+            last: dict[int, int] = {}
+            for n in seq:
+                for y in sc.sync[n]:
+                    ry = moved.get(y, sc.route_of[y])
+                    if ry < 0:
+                        continue
+                    py = at[y] if y in at else sc.seqs[ry].index(y)
+                    if last.get(ry, -1) > py:
+                        return True
+                    last[ry] = py
+        return False
 
     def apply(
         self,
@@ -523,8 +579,15 @@ class _Search:
         if found is None or found[0] >= self.current:
             return False
         self.apply(change, found)
+        self.settle()
         self.moves += 1
         return True
+
+    def settle(self) -> None:
+        """Every start at its earliest and the objective recomputed (after applied moves)."""
+        self.sc.retime()
+        self._tard = None
+        self.current = self.sc.cost()
 
     _tard: int | None = None
 
@@ -774,14 +837,17 @@ class _Search:
         found.sort(key=lambda f: f[0])
         return found[:keep]
 
-    def take_out(self, nodes: Sequence[int]) -> None:
-        """Remove ``nodes`` from their routes (re-timing what is left)."""
+    def take_out(self, nodes: Sequence[int]) -> bool:
+        """Remove ``nodes`` from their routes (re-timing what is left); False if the re-timing
+        did not settle (the caller restores its snapshot)."""
         change = self._without(nodes)
         for n in nodes:
             self.sc.route_of[n] = _OUT
-        ev = self.evaluate(change)
-        assert ev is not None  # fewer stops and links never make a schedule impossible
+        ev = self.evaluate(change, _MAX_PASSES)
+        if ev is None:
+            return False
         self.apply(change, ev)
+        return True
 
     def put_back(self, group: Sequence[int]) -> bool:
         """Insert ``group`` (a visit, or a linked pair) at its cheapest exact places."""
@@ -825,6 +891,7 @@ class _Search:
         seqs, start, travel, where, cur = snap
         sc.seqs = [list(s) for s in seqs]
         sc.start, sc.travel, sc.route_of = list(start), list(travel), list(where)
+        sc.flag_late()
         self.current = cur
         self._tard = None
 
@@ -854,12 +921,16 @@ class _Search:
             if len(g) > 2:
                 return False
             groups.append(g)
-        self.take_out(picked)
+        if not self.take_out(picked):
+            return False
         if self.rng.random() < 0.5:
             groups.sort(key=lambda g: min(sc.due[x] for x in g))
         else:
             self.rng.shuffle(groups)
-        return all(self.put_back(g) for g in groups)
+        if not all(self.put_back(g) for g in groups):
+            return False
+        self.settle()
+        return True
 
 
 def improve_coupled(
