@@ -412,9 +412,7 @@ class _Schedule:
                         elif const[y] != -_FAR:
                             if const[y] < sx + a:
                                 return None
-                        elif old[y] < sx + a or (
-                            sx < old[x] and old[y] == old[x] + a and late[ry]
-                        ):
+                        elif old[y] < sx + a or (sx < old[x] and old[y] == old[x] + a and late[ry]):
                             # Must start later, or may start earlier where lateness is
                             # at stake: re-time its route. (Elsewhere a start left later
                             # than it could be costs nothing; :meth:`retime` settles it.)
@@ -507,7 +505,11 @@ class _Search:
         return time.perf_counter() >= self.deadline
 
     def evaluate(
-        self, change: Mapping[int, list[int]], passes: int = _MOVE_PASSES
+        self,
+        change: Mapping[int, list[int]],
+        passes: int = _MOVE_PASSES,
+        *,
+        improving: bool = False,
     ) -> tuple[int, dict[int, int], dict[int, int]] | None:
         """(objective, travel per changed route, new starts) after ``change``, or None when it
         breaks a rule."""
@@ -527,6 +529,8 @@ class _Search:
             travel[r] = t
         d_travel = sum(travel[r] - (sc.travel[r] or 0) for r in change)
         d_pen = sum(sc.penalty(r, s) - sc.penalty(r, sc.seqs[r]) for r, s in change.items())
+        if improving and d_travel + d_pen >= self.base_tardiness():
+            return None  # more travel than all lateness there is to save: no timing needed
         if self._crossed(change):
             return None
         starts = sc.times(change, (), passes)
@@ -575,7 +579,7 @@ class _Search:
 
     def attempt(self, change: dict[int, list[int]]) -> bool:
         """Apply ``change`` (route -> new sequence) when it keeps every rule and costs less."""
-        found = self.evaluate(change)
+        found = self.evaluate(change, improving=True)
         if found is None or found[0] >= self.current:
             return False
         self.apply(change, found)
