@@ -55,6 +55,8 @@ NEIGHBOURS = 12
 #: form a loop, and each pass over a loop costs a pass over the routes it holds.
 _MAX_PASSES = 40
 _MOVE_PASSES = 8
+#: Times one stop's start may be pushed later while a move is timed before it counts as a loop.
+_RAISES = 3
 #: Cheapest places per visit combined by the pair move.
 _PAIR_PLACES = 4
 #: Perturbations in a row without a better plan after which the search stops.
@@ -356,6 +358,7 @@ class _Schedule:
         moved: dict[int, int] = {n: r for r, s in change.items() for n in s}
         inside = set(routes) | set(change)
         start: dict[int, int] = {}
+        raised: dict[int, int] = {}
         todo = sorted(inside)
         wins, dur, loc, const, inc, out = (
             self.wins,
@@ -393,7 +396,12 @@ class _Schedule:
                     s = _earliest(wins[n], now)
                     if s >= _FAR:
                         return None
-                    if start.get(n) != s:
+                    was = start.get(n)
+                    if was != s:
+                        if was is not None and passes == _MOVE_PASSES:
+                            raised[n] = raised.get(n, 0) + 1
+                            if raised[n] > _RAISES:
+                                return None  # raised again and again: a loop of links
                         start[n] = s
                         changed.append(n)
                     now = s + dur[n]
@@ -722,14 +730,21 @@ class _Search:
                 return True
         return False
 
+    def _pair_places(self, x: int, y: int) -> list[tuple[int, int, int]]:
+        """Places for ``x`` while ``y`` moves too: the nearest, then the cheapest estimated."""
+        own = {~x, ~y, x, y}
+        near = sorted(self._places(x, [y]))[: _PAIR_PLACES // 2]
+        cheap = [p for p in self._estimates(x) if p[2] not in own and p not in near]
+        return near + cheap[: _PAIR_PLACES - len(near)]
+
     def pair(self, n: int) -> bool:
-        """``n`` and one linked partner moved together to near places."""
+        """``n`` and one linked partner moved together (near places and cheap ones)."""
         sc = self.sc
         for p in sc.partners[n]:
             if sc.const[p] != -_FAR or sc.vis[p] < 0:
                 continue
-            pn = sorted(self._places(n, [p]))[:_PAIR_PLACES]
-            pp = sorted(self._places(p, [n]))[:_PAIR_PLACES]
+            pn = self._pair_places(n, p)
+            pp = self._pair_places(p, n)
             for _dn, rn, an in pn:
                 for _dp, rp, ap in pp:
                     if rn == rp and p in sc.apart[n]:
