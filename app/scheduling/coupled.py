@@ -9,17 +9,24 @@ linked visit it changes little. This search treats the routes as one schedule in
   (a dependency ``[min, max]`` gives two links, a double visit two links of 0, and its two parts
   stay on two different routes);
 - for given route sequences the starts are the *earliest schedule*: the least fixpoint of "after
-  the previous stop and the travel", "inside a window", and the links. It is computed route by
-  route and re-run where a link is not kept; a route whose start could drop or must rise
-  because a partner moved is re-timed too. Every cost term (travel, lateness past
-  :attr:`Visit.due`, penalties) is smallest at the earliest starts, so the schedule is optimal
-  for the sequences;
-- moves: relocate a visit (before or after a near visit, any route it may go on), exchange two
-  visits, 2-opt* (swap the tails of two routes), and relocate a linked pair together (both to
-  near places, on routes that keep the coupling). First improvement; a move is applied when
-  the objective drops. When no move improves, a few nearby visits (with their partners) are
-  taken out and put back at their cheapest places, and the search goes on from there while time
-  is left; the best plan is kept.
+  the previous stop and the travel", "inside a window", and the links. Every cost term (travel,
+  lateness past :attr:`Visit.due`, penalties) is smallest at the earliest starts, so the
+  schedule is optimal for the sequences. A move re-times the routes it changes, and the routes
+  of partners that must start later (or, on routes with lateness, may start earlier); a
+  re-timing that keeps raising starts is a loop of links (no schedule), and two routes doing
+  two synchronised pairs in opposite orders are refused before any timing. After each applied
+  move every route is re-timed from scratch;
+- moves (first improvement, applied when the objective drops): a visit to another place of its
+  route or swapped there, a visit to one of its cheapest estimated places on any route it may
+  go on (added travel, own lateness, delay pushed on the next stops), exchange of two near
+  visits, 2-opt* (swap the tails of two routes), and a linked pair moved together (near and
+  cheap places for both, on routes that keep the coupling). Moves adding more travel than all
+  the lateness there is are refused without timing;
+- when no move improves, ruin and recreate: a few related visits (near a random or a late one,
+  with their partners) are taken out and put back one group at a time at the cheapest of their
+  best estimated places, timed exactly; a worse plan is kept within a threshold that shrinks
+  to zero with the time left, the best plan is returned. It stops at the time limit or after
+  :data:`_MAX_STALE` rounds without a better plan.
 
 The objective is travel + total lateness + maximum lateness + the continuity / stability
 penalties (the published home-care objective when the penalties are 0). Breaks stay on their
@@ -30,7 +37,6 @@ routes come back when the result breaks any rule or is not cheaper.
 
 from __future__ import annotations
 
-import bisect
 import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -621,14 +627,6 @@ class _Search:
                 change[r] = [x for x in sc.seqs[r] if x not in gone]
         return change
 
-    @staticmethod
-    def _insert(
-        change: dict[int, list[int]], seqs: Sequence[list[int]], r: int, at: int, n: int
-    ) -> None:
-        seq = change[r] if r in change else list(seqs[r])
-        seq.insert(min(at, len(seq)), n)
-        change[r] = seq
-
     def _places(self, n: int, gone: Iterable[int]) -> list[tuple[int, int, int]]:
         """(travel delta, route, anchor) for ``n`` next to its near visits; anchor < 0 = before."""
         sc = self.sc
@@ -641,24 +639,6 @@ class _Search:
             mat, ln, lw = sc.mat[r], sc.loc[n], sc.loc[w]
             out.append((mat[ln][lw] + mat[lw][ln], r, ~w))
             out.append((mat[lw][ln] + mat[ln][lw], r, w))
-        return out
-
-    def _timely(self, n: int, gone: Iterable[int]) -> list[tuple[int, int, int]]:
-        """(0, route, anchor) for ``n`` around the stops of each allowed route that start when
-        ``n`` is due (its latest preferred start, else its earliest start)."""
-        sc = self.sc
-        skip = set(gone) | {n}
-        target = sc.due[n] if sc.due[n] < _FAR else sc.wins[n][0][0]
-        out: list[tuple[int, int, int]] = []
-        for r in sorted(sc.allowed[n]):
-            seq = [x for x in sc.seqs[r] if x not in skip]
-            if not seq:
-                continue
-            i = bisect.bisect_right([sc.start[x] for x in seq], target)
-            for k in range(max(0, i - 2), min(len(seq), i + 2)):
-                out.append((0, r, ~seq[k]))
-            if i >= len(seq) - 1:
-                out.append((0, r, seq[-1]))
         return out
 
     def _put(self, change: dict[int, list[int]], n: int, r: int, anchor: int) -> None:
