@@ -56,6 +56,8 @@ _OUT = -2
 _APPEND = 2**40
 #: Nearest visits around each visit where moves put it.
 NEIGHBOURS = 12
+#: Largest latenesses kept in the cache (the maximum outside a move's re-timed stops).
+_TOP_LATE = 32
 #: Re-timing passes after which a schedule counts as impossible (the links form a loop that
 #: pushes starts later on every pass). A move that needs more is rejected: most such moves do
 #: form a loop, and each pass over a loop costs a pass over the routes it holds.
@@ -320,6 +322,8 @@ class _Schedule:
         self.ok = True
         #: Routes holding a late visit (only there may an earlier start lower the objective).
         self.late = [True] * len(self.seqs)
+        #: Cached (total lateness, largest latenesses with their nodes, late visits).
+        self._lateness: tuple[int, list[tuple[int, int]], int] | None = None
         times = self.times({}, range(len(self.seqs)), _MAX_PASSES)
         if times is None or any(t is None for t in self.travel):
             self.ok = False
@@ -444,6 +448,7 @@ class _Schedule:
             return
         for n, t in found.items():
             self.start[n] = t
+        self.stale()
         self.flag_late()
 
     def flag_late(self) -> None:
@@ -452,21 +457,42 @@ class _Schedule:
             any(self.start[n] > self.due[n] for n in seq if self.vis[n] >= 0) for seq in self.seqs
         ]
 
+    def stale(self) -> None:
+        """Forget the cached lateness (after starts or routes changed)."""
+        self._lateness = None
+
     def tardiness(self, starts: Mapping[int, int]) -> tuple[int, int]:
-        """Total and maximum lateness with ``starts`` overriding the current starts."""
-        total = worst = 0
-        due, where = self.due, self.route_of
-        for n in self.movable:
-            t = starts.get(n)
-            if t is None:
-                if where[n] == _OUT:
-                    continue
-                t = self.start[n]
-            late = t - due[n]
-            if late > 0:
-                total += late
-                if late > worst:
-                    worst = late
+        """Total and maximum lateness with ``starts`` overriding the current starts.
+
+        The current total and the largest latenesses are cached (:meth:`stale` forgets them),
+        so a move costs the stops it re-timed, not a pass over every visit.
+        """
+        due, where, start = self.due, self.route_of, self.start
+        if self._lateness is None:
+            lates = []
+            for n in self.movable:
+                if where[n] != _OUT and start[n] > due[n]:
+                    lates.append((start[n] - due[n], n))
+            lates.sort(reverse=True)
+            self._lateness = (sum(x for x, _ in lates), lates[:_TOP_LATE], len(lates))
+        total, top, count = self._lateness
+        worst = 0
+        for n, t in starts.items():
+            d = due[n]
+            if d >= _FAR:
+                continue
+            old = 0 if where[n] == _OUT or start[n] <= d else start[n] - d
+            new = t - d if t > d else 0
+            total += new - old
+            if new > worst:
+                worst = new
+        for late, n in top:
+            if n not in starts:
+                return total, max(worst, late)
+        if count > len(top):  # every cached one was re-timed: look at the rest
+            for n in self.movable:
+                if n not in starts and where[n] != _OUT and start[n] - due[n] > worst:
+                    worst = start[n] - due[n]
         return total, worst
 
     def penalty(self, r: int, seq: Sequence[int]) -> int:
@@ -589,7 +615,7 @@ class _Search:
             sc.start[n] = t
         self.current = new
         self.last = list(change)
-        self._tard = None
+        self.sc.stale()
 
     def attempt(self, change: dict[int, list[int]]) -> bool:
         """Apply ``change`` (route -> new sequence) when it keeps every rule and costs less."""
@@ -604,16 +630,13 @@ class _Search:
     def settle(self) -> None:
         """Every start at its earliest and the objective recomputed (after applied moves)."""
         self.sc.retime()
-        self._tard = None
+        self.sc.stale()
         self.current = self.sc.cost()
 
-    _tard: int | None = None
-
     def base_tardiness(self) -> int:
-        if self._tard is None:
-            total, worst = self.sc.tardiness({})
-            self._tard = total + worst
-        return self._tard
+        """Total + maximum lateness of the current solution."""
+        total, worst = self.sc.tardiness({})
+        return total + worst
 
     # ----------------------------------------------------------------- moves
 
@@ -842,6 +865,7 @@ class _Search:
         change = self._without(nodes)
         for n in nodes:
             self.sc.route_of[n] = _OUT
+        self.sc.stale()
         ev = self.evaluate(change, _MAX_PASSES)
         if ev is None:
             return False
@@ -892,7 +916,7 @@ class _Search:
         sc.start, sc.travel, sc.route_of = list(start), list(travel), list(where)
         sc.flag_late()
         self.current = cur
-        self._tard = None
+        self.sc.stale()
 
     def ruin_recreate(self, size: int) -> bool:
         """Take out ``size`` related visits with their partners and put them back one group at
