@@ -52,6 +52,8 @@ from app.scheduling.validate import ViolationKind, validate
 _FAR = 2**62
 #: ``route_of`` of a visit taken out by ruin-and-recreate (not on any route for now).
 _OUT = -2
+#: Start window of a stop that cannot start anywhere (every start is after it closes).
+_NEVER = (_FAR, -_FAR)
 #: Anchor meaning "at the end of the route".
 _APPEND = 2**40
 #: Nearest visits around each visit where moves put it.
@@ -174,10 +176,11 @@ class _Schedule:
                         for w in b.windows
                         if w.end - b.duration >= w.start
                     )
-                    seq.append(node(-1, (b.id, b.duration), bw or [(_FAR, _FAR)], -_FAR))
+                    seq.append(node(-1, (b.id, b.duration), bw or [_NEVER], -_FAR))
                 elif stop.visit_id is not None:
                     vi = vindex[stop.visit_id]
-                    seq.append(node(vi, ("", 0), _start_windows(problem.visits[vi]), -_FAR))
+                    wins = _start_windows(problem.visits[vi]) or [_NEVER]
+                    seq.append(node(vi, ("", 0), wins, -_FAR))
             self.shift.append(si)
             self.origin.append(k)
             self.seqs.append(seq)
@@ -203,6 +206,7 @@ class _Schedule:
             for n in seq:
                 self.route_of[n] = r
         self.movable = [n for n in range(n_all) if self.vis[n] >= 0 and self.const[n] == -_FAR]
+        self.isv = [v >= 0 for v in self.vis]
 
         # Links: ``inc[x]`` = (y, a): start(x) >= start(y) + a; ``out[y]`` the same seen from y.
         self.inc: list[list[tuple[int, int]]] = [[] for _ in range(n_all)]
@@ -378,44 +382,54 @@ class _Schedule:
             self.inc,
             self.out,
         )
-        old = self.start
+        old, isv, mats, t0s, t1s = self.start, self.isv, self.mat, self.t0, self.t1
+        firsts, lasts = self.start_node, self.end_node
+        loops = passes == _MOVE_PASSES
         for _ in range(passes):
             nxt: set[int] = set()
             for r in todo:
                 seq = change[r] if r in change else seqs[r]
-                mat = self.mat[r]
-                now, here = self.t0[r], self.start_node[r]
+                mat = mats[r]
+                now, here = t0s[r], firsts[r]
                 changed: list[int] = []
                 for n in seq:
-                    if self.vis[n] >= 0:
+                    if isv[n]:
                         now += mat[here][loc[n]]
                         here = loc[n]
-                    for y, a in inc[n]:
-                        ry = moved.get(y, where[y])
-                        if ry == _OUT:
-                            continue
-                        if ry in inside:
-                            t = start.get(y)
-                            if t is not None and t + a > now:
-                                now = t + a
-                        elif const[y] != -_FAR:
-                            if const[y] + a > now:
-                                now = const[y] + a
-                        elif old[y] + a > now:
-                            now = old[y] + a
-                    s = _earliest(wins[n], now)
-                    if s >= _FAR:
-                        return None
+                    links = inc[n]
+                    if links:
+                        for y, a in links:
+                            ry = moved.get(y, where[y])
+                            if ry == _OUT:
+                                continue
+                            if ry in inside:
+                                t = start.get(y)
+                                if t is not None and t + a > now:
+                                    now = t + a
+                            elif const[y] != -_FAR:
+                                if const[y] + a > now:
+                                    now = const[y] + a
+                            elif old[y] + a > now:
+                                now = old[y] + a
+                    w = wins[n]
+                    lo, hi = w[0]
+                    if now <= hi:
+                        s = lo if lo > now else now
+                    else:
+                        s = _earliest(w, now)
+                        if s >= _FAR:
+                            return None
                     was = start.get(n)
                     if was != s:
-                        if was is not None and passes == _MOVE_PASSES:
+                        if was is not None and loops:
                             raised[n] = raised.get(n, 0) + 1
                             if raised[n] > _RAISES:
                                 return None  # raised again and again: a loop of links
                         start[n] = s
-                        changed.append(n)
+                        if out[n]:
+                            changed.append(n)
                     now = s + dur[n]
-                if now + mat[here][self.end_node[r]] > self.t1[r]:
+                if now + mat[here][lasts[r]] > t1s[r]:
                     return None
                 for x in changed:
                     sx = start[x]
