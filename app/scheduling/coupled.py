@@ -988,8 +988,8 @@ def improve_coupled(
     routes
         Valid routes (as :func:`app.scheduling.solve` builds them).
     time_limit_s
-        Wall-clock budget. The search stops earlier when no move improves and a few
-        perturbations found nothing better.
+        Wall-clock budget. The search stops earlier when no move improves and
+        :data:`_MAX_STALE` ruin-and-recreate rounds in a row found nothing better.
     continuity_penalty_s, stability_penalty_s
         The penalties the objective charges, as in :class:`app.scheduling.model.SolveOptions`.
     seed
