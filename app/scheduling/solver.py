@@ -453,7 +453,22 @@ def _search(
             continuity_penalty_s=opts.continuity_penalty_s,
             stability_penalty_s=opts.stability_penalty_s,
         ).routes
+        if unassigned:  # moved routes may have room now: fill it, explain what is left
+            routes, unassigned = _refill(problem, routes, unassigned)
     return routes, unassigned
+
+
+def _refill(
+    problem: Problem, routes: Sequence[Route], unassigned: Sequence[Unassigned]
+) -> tuple[tuple[Route, ...], tuple[Unassigned, ...]]:
+    """Visits left out put into gaps of ``routes`` (linked ones both or neither), the rest
+    explained again against the routes as they are now."""
+    hints = {u.visit_id: u.reason for u in unassigned}
+    filled = _fill_linked_visits(problem, _fill_gaps(problem, list(routes)))
+    out = _both_or_neither(problem, tuple(r for r in filled if r.visit_ids), hints)
+    assigned = {vid for r in out for vid in r.visit_ids}
+    left = [v.id for v in problem.visits if v.id not in assigned]
+    return out, explain_unassigned(problem, out, left, hints=hints)
 
 
 def _solve_once(
