@@ -151,12 +151,29 @@ def solve(problem: Problem, options: SolveOptions | None = None) -> Plan:
     opts = options or SolveOptions()
     t0 = time.perf_counter()
     check_problem(problem, opts)
-    # The post-optimisation's seconds come out of the time limit (at most half of it).
+    # The post-optimisation's seconds come out of the time limit (at most half of it). With
+    # linked visits or soft windows the attempts stop at ``settle`` once every visit is planned
+    # (what is left to gain is lateness and travel): the coupled search gets the rest.
     search_end = t0 + opts.time_limit_s - min(opts.improve_s, opts.time_limit_s / 2)
-    routes, unassigned = _search(problem, opts, t0, search_end, t0 + opts.time_limit_s)
+    settle = search_end
+    if opts.improve_s > 0 and _coupled(problem):
+        settle = min(search_end, t0 + opts.time_limit_s * _ATTEMPT_SHARE)
+    routes, unassigned = _search(problem, opts, t0, (settle, search_end), t0 + opts.time_limit_s)
     plan = Plan(routes=routes, unassigned=unassigned)
     elapsed = time.perf_counter() - t0
     return replace(plan, kpis=compute_kpis(problem, plan), solve_time_s=elapsed)
+
+
+#: Share of the time limit for the attempts when the coupled search follows them.
+_ATTEMPT_SHARE = 0.25
+
+
+def _coupled(problem: Problem) -> bool:
+    """Whether the problem has linked visits or soft windows (the coupled search's domain)."""
+    return any(
+        v.depends_on is not None or v.carers_required == 2 or v.due is not None
+        for v in problem.visits
+    )
 
 
 #: Attempts in a row without a better plan after which the search stops.
@@ -271,7 +288,11 @@ def _preferred(problem: Problem, slack: Mapping[str, int]) -> Problem:
 
 
 def _search(
-    problem: Problem, opts: SolveOptions, t0: float, deadline: float, end: float
+    problem: Problem,
+    opts: SolveOptions,
+    t0: float,
+    deadlines: tuple[float, float],
+    end: float,
 ) -> tuple[tuple[Route, ...], tuple[Unassigned, ...]]:
     """Attempts until nothing is left to gain or the time limit, then post-optimisation.
 
@@ -284,6 +305,11 @@ def _search(
     plan wins: most mandatory visits, most visits, least lateness + travel. Every attempt's
     windows lie inside the hard ones, so every plan keeps the hard rules of ``problem``. The
     post-optimisation (``improve_s``, until ``end``) then runs once on the best plan.
+
+    ``deadlines`` is ``(settle, deadline)``: attempts run until ``deadline``, but stop at
+    ``settle`` once no visit is left out (with linked visits or soft windows ``settle`` is a
+    quarter of the time limit, and the coupled search of :mod:`app.scheduling.coupled` then
+    uses the time up to ``end`` on lateness and travel).
     """
     by_id = {v.id: v for v in problem.visits}
     linked: dict[str, set[str]] = {}
@@ -335,7 +361,10 @@ def _search(
 
     soft = any(v.due is not None for v in problem.visits)
     work = _preferred(problem, {})
+    settle, deadline = deadlines
     first_end = t0 + (deadline - t0) * (_FIRST_SHARE if retry_possible else 1.0)
+    if settle < deadline:
+        first_end = min(first_end, settle)
     best = _solve_once(problem, work, opts, first_end)
     best_work, best_score = work, score(best[0])
 
@@ -361,6 +390,8 @@ def _search(
         open_ids = {u.visit_id for u in unassigned if u.reason in _RETRY_REASONS}
         if not open_ids and lateness(routes) == 0:
             break  # nothing left to gain: everything placeable is planned, on time
+        if not open_ids and time.perf_counter() >= settle:
+            break  # everything placeable is planned: the coupled search takes it from here
         attempt += 1
         probing = True
         if not soft:
@@ -398,18 +429,46 @@ def _search(
         if stale >= _MAX_STALE:
             break  # nothing gained for a while: what is left out is very likely a fact
     routes, unassigned = best
+    coupled = opts.improve_s > 0 and bool(routes) and settle < deadline
     if opts.improve_s > 0 and routes:  # post-optimisation; keeps the plan if nothing better
         from app.scheduling.improve import improve_routes
 
+        # At least half its seconds, even when decoding under load ate into the limit; a
+        # third when the coupled search (which moves every visit) follows.
+        budget = opts.improve_s / 3 if coupled else opts.improve_s
         routes = improve_routes(
             best_work,
             routes,
-            # At least half its seconds, even when decoding under load ate into the limit.
-            max(min(opts.improve_s, end - time.perf_counter()), opts.improve_s / 2),
+            max(min(budget, end - time.perf_counter()), budget / 2),
             continuity_penalty_s=opts.continuity_penalty_s,
             stability_penalty_s=opts.stability_penalty_s,
         ).routes
+    if coupled:
+        from app.scheduling.coupled import improve_coupled
+
+        routes = improve_coupled(
+            problem,
+            routes,
+            max(end - time.perf_counter(), opts.improve_s / 2),
+            continuity_penalty_s=opts.continuity_penalty_s,
+            stability_penalty_s=opts.stability_penalty_s,
+        ).routes
+        if unassigned:  # moved routes may have room now: fill it, explain what is left
+            routes, unassigned = _refill(problem, routes, unassigned)
     return routes, unassigned
+
+
+def _refill(
+    problem: Problem, routes: Sequence[Route], unassigned: Sequence[Unassigned]
+) -> tuple[tuple[Route, ...], tuple[Unassigned, ...]]:
+    """Visits left out put into gaps of ``routes`` (linked ones both or neither), the rest
+    explained again against the routes as they are now."""
+    hints = {u.visit_id: u.reason for u in unassigned}
+    filled = _fill_linked_visits(problem, _fill_gaps(problem, list(routes)))
+    out = _both_or_neither(problem, tuple(r for r in filled if r.visit_ids), hints)
+    assigned = {vid for r in out for vid in r.visit_ids}
+    left = [v.id for v in problem.visits if v.id not in assigned]
+    return out, explain_unassigned(problem, out, left, hints=hints)
 
 
 def _solve_once(
