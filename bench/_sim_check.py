@@ -23,7 +23,8 @@ Hard rules checked on every stored version (a failure makes the version *invalid
 - ``shift_bounds``: a stop lies outside the carer's shift (widened by ``carer_available``);
 - ``break_window``, ``break_missing``: a break not taken in full inside its window (unless it
   follows a reported visit whose end left no window room for it: then in full right after), or
-  a route whose work runs into a break window without its break;
+  a route whose work runs into a break window without its break (work that ends before the
+  windows open, or a day that starts after they close, owes none);
 - ``dependency``: a second visit's start is not within the gap its first visit requires;
 - ``unassigned_without_reason``: an unassigned visit with an empty reason.
 
@@ -370,6 +371,7 @@ def _check_route(
     breaks_taken = 0
     works = False
     last_work = 0
+    day_starts = secs(route["stops"][0]["start"]) if route["stops"] else 0
     for stop in route["stops"]:
         start, end, arrival = secs(stop["start"]), secs(stop["end"]), secs(stop["arrival"])
         vid = stop.get("visit")
@@ -455,10 +457,11 @@ def _check_route(
         if abs(end - start - v.duration) >= TOL:
             out.append(Violation("duration", vid, staff, note=f"{(end - start) // 60} min"))
     plain = shift is not None and not truth.availability.get(staff)
-    # A carer whose work ends before any break window opens goes home without one.
-    opens = (
-        min((ws for windows, _d in shift.breaks for ws, _we in windows), default=0) if shift else 0
-    )
+    # A carer whose work ends before any break window opens goes home without one; one whose
+    # day starts after every window has closed (called in late) was not working through it.
+    windows_all = [w for windows, _d in shift.breaks for w in windows] if shift else []
+    opens = min((ws for ws, _we in windows_all), default=0)
+    closes = max((we for _ws, we in windows_all), default=END_OF_TIME)
     if (
         works
         and plain
@@ -466,6 +469,7 @@ def _check_route(
         and shift.breaks
         and breaks_taken == 0
         and last_work > opens
+        and day_starts < closes
     ):
         out.append(Violation("break_missing", None, staff))
     return out

@@ -244,8 +244,12 @@ def _check_route(
     last_work = max((s.end for s in stops if s.kind is StopKind.VISIT), default=first.start)
     for b in shift.breaks:
         # A carer whose work ends before a break's window opens goes home without it (a
-        # re-plan keeps such a break in the shift: later work that reaches the window owes it).
-        not_owed = breaks_seen[b.id] == 0 and last_work <= min(w.start for w in b.windows)
+        # re-plan keeps such a break in the shift: later work that reaches the window owes it);
+        # one whose day starts after the window closed (called in late) was not working then.
+        not_owed = breaks_seen[b.id] == 0 and (
+            last_work <= min(w.start for w in b.windows)
+            or first.start >= max(w.end for w in b.windows)
+        )
         if breaks_seen[b.id] != 1 and not not_owed:
             bad(ViolationKind.BREAK_MISSING, f"break {b.id!r} taken {breaks_seen[b.id]} times")
     if shift.max_visits is not None and n_visits > shift.max_visits:

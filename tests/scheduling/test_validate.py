@@ -121,7 +121,44 @@ def test_break_outside_window_and_missing(solved: tuple[Problem, Plan]) -> None:
     assert ViolationKind.BREAK_WINDOW in _kinds(
         p, replace(plan, routes=(replace(r, stops=moved), *plan.routes[1:]))
     )
+    # Work that runs through the lunch window owes the lunch (the solver may have done all
+    # the work before the window, which owes none: see the next test).
+    work = [s for s in dropped if s.kind is StopKind.VISIT]
+    through = TimeWindow(work[0].start, work[-1].end)
+    shifts = tuple(
+        replace(sh, breaks=tuple(replace(b, windows=(through,)) for b in sh.breaks))
+        if sh.id == r.shift_id
+        else sh
+        for sh in p.shifts
+    )
     assert ViolationKind.BREAK_MISSING in _kinds(
+        replace(p, shifts=shifts),
+        replace(plan, routes=(replace(r, stops=dropped), *plan.routes[1:])),
+    )
+
+
+@pytest.mark.parametrize("when", ["after_the_work", "before_the_day"])
+def test_no_break_is_owed_by_a_day_that_misses_its_window(
+    solved: tuple[Problem, Plan], when: str
+) -> None:
+    """Work that ends before the window opens, or a day that starts after it closed (a carer
+    idle at home until a late re-plan called her in), owes no break."""
+    p, plan = solved
+    r = plan.routes[0]
+    dropped = tuple(s for s in r.stops if s.kind is not StopKind.BREAK)
+    last_end = max(s.end for s in dropped if s.kind is StopKind.VISIT)
+    if when == "after_the_work":
+        window = TimeWindow(last_end, last_end + 2 * H)
+    else:
+        window = TimeWindow(max(0, dropped[0].start - 2 * H), dropped[0].start)
+    shifts = tuple(
+        replace(sh, breaks=tuple(replace(b, windows=(window,)) for b in sh.breaks))
+        if sh.id == r.shift_id
+        else sh
+        for sh in p.shifts
+    )
+    p = replace(p, shifts=shifts)
+    assert ViolationKind.BREAK_MISSING not in _kinds(
         p, replace(plan, routes=(replace(r, stops=dropped), *plan.routes[1:]))
     )
 
