@@ -150,6 +150,22 @@ def freeze_plan(
         )
         for sid, stops in retimed.items()
     }
+    # A double visit one of whose carers is absent by then cannot happen as planned: its other
+    # part is not frozen either, so both are placed again or left out together (one part was
+    # kept frozen and the visit stood with 1 of 2 carers; simulator, Helsinki seed 9).
+    half_gone = {
+        s.visit_id
+        for sid, stops in retimed.items()
+        for s in stops[limit[sid] :]
+        if s.kind is StopKind.VISIT and s.visit_id is not None and s.visit_id not in happened
+    }
+    limit = {
+        sid: min(
+            limit[sid],
+            next((i for i, s in enumerate(stops) if s.visit_id in half_gone), len(stops)),
+        )
+        for sid, stops in retimed.items()
+    }
     cut = {
         sid: min(_last_frozen_index(stops, actuals, horizon), limit[sid] - 1)
         for sid, stops in retimed.items()

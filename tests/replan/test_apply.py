@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from app import scheduling
 from app.domain import UNREACHABLE, TravelMatrix
 from app.planning import codec
 from app.replan.apply import apply_events, prepare_replan
@@ -33,7 +34,7 @@ from app.scheduling.model import (
     UnassignedReason,
 )
 
-from .conftest import H, visit
+from .conftest import FAST, H, visit
 
 District = tuple[Problem, Plan]
 
@@ -385,3 +386,26 @@ def test_no_events_keeps_every_visit_with_its_carer(district: District) -> None:
     p = apply_events(problem, plan, [], now=9 * H)
     assert p.current_assignment == {vid: r.shift_id for r in plan.routes for vid in r.visit_ids}
     assert all(s.kind is not StopKind.END for r in plan.routes for s in r.stops[:-1])
+
+
+def test_a_double_visit_whose_second_carer_is_absent_is_not_left_with_one(
+    district: District,
+) -> None:
+    """dd (two carers, 10:00) is inside the freeze when one of its carers goes home sick.
+
+    The other part stayed frozen and the visit stood with 1 of 2 carers (simulator, Helsinki
+    seed 9); both parts are placed again together or left out together.
+    """
+    problem, _plan = district
+    dd = replace(visit("dd", 6), carers_required=2, windows=(TimeWindow(10 * H, 10 * H + 2100),))
+    problem = replace(problem, visits=(*problem.visits, dd))
+    plan = scheduling.solve(problem, FAST)
+    carers = [r.staff_id for r in plan.routes if "dd" in r.visit_ids]
+    assert len(carers) == 2
+    result = replan(
+        problem, plan, [CarerAbsent(carers[0], 9 * H + 3300)], now=9 * H + 3000, options=FAST
+    )
+    on = [r.staff_id for r in result.plan.routes if "dd" in r.visit_ids]
+    assert len(on) in (0, 2), on
+    assert carers[0] not in on
+    assert scheduling.validate(result.problem, result.plan) == []
