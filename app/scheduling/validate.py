@@ -346,6 +346,7 @@ def _check_priority(
     out: list[Violation] = []
     visits = {v.id: v for v in problem.visits}
     fixed_ids = {f.visit_id for f in problem.fixed}
+    needed = {x.depends_on.visit_id for x in problem.visits if x.depends_on is not None}
     routes = {r.shift_id: r for r in plan.routes}
     for u in plan.unassigned:
         m = visits.get(u.visit_id)
@@ -365,7 +366,7 @@ def _check_priority(
                     or o.carers_required != 1
                     or o.depends_on is not None
                     or o.id in fixed_ids
-                    or any(x.depends_on and x.depends_on.visit_id == o.id for x in problem.visits)
+                    or o.id in needed
                 ):
                     continue
                 rest: list[Stop] = [*route.stops[:k], *route.stops[k + 1 :]]
